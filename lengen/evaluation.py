@@ -1,0 +1,138 @@
+"""The length sweep: exact match, final-answer exact match and token accuracy per length.
+
+Scoring is teacher-forced (one forward pass per batch), which equals greedy generation for exact
+match. Only for scratchpad tasks, examples whose whole target was wrong are also generated
+greedily, because a different (wrong) scratchpad may still end in the right final answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+
+import datasets
+import numpy as np
+import pandas as pd
+import torch
+
+from lengen.data.batching import TokenStore, eval_batches
+from lengen.data.tokenizer import Tokenizer
+from lengen.model.generation import greedy_generate
+from lengen.model.transformer import Transformer
+from lengen.tasks import Task
+from lengen.training import token_scores
+
+
+def autocast_for(device: torch.device, precision: str):
+    if device.type == "cuda" and "bf16" in str(precision):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cuda" and "16" in str(precision):
+        return torch.autocast("cuda", dtype=torch.float16)
+    return nullcontext()
+
+
+@torch.no_grad()
+def score_examples(
+    model: Transformer,
+    ds: datasets.Dataset,
+    tokenizer: Tokenizer,
+    *,
+    batch_size: int = 128,
+    device: torch.device | str = "cpu",
+    precision: str = "32-true",
+) -> pd.DataFrame:
+    """One row per example: exact, tok_correct, n_tok, nll (teacher-forced)."""
+    device = torch.device(device)
+    model.eval()
+    store = TokenStore(ds, tokenizer.pad_id)
+    n = len(store)
+    exact = np.zeros(n, dtype=bool)
+    tok_correct = np.zeros(n, dtype=np.int64)
+    n_tok = np.zeros(n, dtype=np.int64)
+    nll = np.zeros(n, dtype=np.float64)
+    with autocast_for(device, precision):
+        for idx in eval_batches(store, batch_size):
+            batch = store.collate(idx)
+            s = token_scores(model(batch["input_ids"].to(device)), batch["labels"].to(device))
+            exact[idx] = s["exact"].cpu().numpy()
+            tok_correct[idx] = s["tok_correct"].cpu().numpy()
+            n_tok[idx] = s["n_tok"].cpu().numpy()
+            nll[idx] = s["nll"].double().cpu().numpy()
+    return pd.DataFrame({"exact": exact, "tok_correct": tok_correct, "n_tok": n_tok, "nll": nll})
+
+
+@torch.no_grad()
+def generate_targets(
+    model: Transformer, ds: datasets.Dataset, tokenizer: Tokenizer, rows: Sequence[int], *,
+    device: torch.device | str = "cpu", extra_tokens: int = 8,
+) -> dict[int, list[str]]:
+    """Greedy generations (symbols, up to ``<eos>``) for the given rows, batched by prompt length."""
+    device = torch.device(device)
+    model.eval()
+    sub = ds.select(rows)
+    by_len: dict[int, list[int]] = {}
+    for j, n_prompt in enumerate(sub["n_prompt"]):
+        by_len.setdefault(n_prompt, []).append(j)
+    out: dict[int, list[str]] = {}
+    ids_col, tgt_col = sub["input_ids"], sub["target"]
+    for n_prompt, js in by_len.items():
+        prompt = torch.tensor([ids_col[j][:n_prompt] for j in js], device=device)
+        budget = 2 * max(len(tgt_col[j]) for j in js) + extra_tokens
+        gen = greedy_generate(model, prompt, budget, eos_id=tokenizer.eos_id).cpu().tolist()
+        for j, seq in zip(js, gen):
+            if tokenizer.eos_id in seq:
+                seq = seq[: seq.index(tokenizer.eos_id)]
+            out[rows[j]] = tokenizer.decode(seq)
+    return out
+
+
+def evaluate(
+    model: Transformer,
+    task: Task,
+    ds: datasets.Dataset,
+    tokenizer: Tokenizer,
+    *,
+    train_range: tuple[int, int],
+    batch_size: int = 128,
+    device: torch.device | str = "cpu",
+    precision: str = "32-true",
+) -> pd.DataFrame:
+    """Per-length (and per grouping key) metrics as a tidy DataFrame."""
+    per = score_examples(model, ds, tokenizer, batch_size=batch_size, device=device, precision=precision)
+    keys = ["length", *task.group_keys]
+    for k in keys:
+        per[k] = np.asarray(ds[k])
+    answer_len = np.asarray(ds["answer_len"])
+    target_len = np.asarray([len(t) for t in ds["target"]])
+    has_pad = answer_len < target_len
+    per["answer_exact"] = per["exact"]
+    failed = np.flatnonzero(has_pad & ~per["exact"].to_numpy())
+    if len(failed):
+        generated = generate_targets(model, ds, tokenizer, failed.tolist(), device=device)
+        targets = ds.select(failed.tolist())["target"]
+        steps = []
+        for row, gold in zip(failed, targets):
+            gold_answer = tuple(gold[len(gold) - answer_len[row] :])
+            per.loc[row, "answer_exact"] = tuple(task.answer_from(generated[row])) == gold_answer
+            steps.append(task.score_steps(generated[row], gold))
+        if steps and steps[0]:
+            per["steps_correct"] = per["exact"].astype(float)  # fully correct targets: every step right
+            for row, st in zip(failed, steps):
+                per.loc[row, "steps_correct"] = st.get("steps_correct", 0) / max(st.get("steps_total", 1), 1)
+    agg = {
+        "n": ("exact", "size"),
+        "exact_match": ("exact", "mean"),
+        "answer_exact_match": ("answer_exact", "mean"),
+        "tok_correct": ("tok_correct", "sum"),
+        "n_tok": ("n_tok", "sum"),
+        "nll": ("nll", "sum"),
+    }
+    if "steps_correct" in per:
+        agg["step_accuracy"] = ("steps_correct", "mean")
+    rows = per.groupby(keys, dropna=False).agg(**agg).reset_index()
+    rows["token_accuracy"] = rows["tok_correct"] / rows["n_tok"].clip(lower=1)
+    rows["loss"] = rows["nll"] / rows["n_tok"].clip(lower=1)
+    rows = rows.drop(columns=["tok_correct", "n_tok", "nll"]).rename(columns={"length": "eval_length"})
+    lo, hi = train_range
+    rows.insert(1, "in_range", (rows["eval_length"] >= lo) & (rows["eval_length"] <= hi))
+    return rows

@@ -1,0 +1,55 @@
+"""Stop cleanly on SIGINT/SIGTERM: finish the current optimizer step, save ``last.ckpt``, exit.
+
+A signal only sets a flag; the checkpoint is written between steps, so it is never a half-updated
+model, and rerunning the same command resumes from it exactly.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import lightning as L
+
+
+class RunInterrupted(Exception):
+    """Raised after the interrupt checkpoint is safely on disk."""
+
+    def __init__(self, signum: int, step: int, ckpt: Path) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}; saved {ckpt}")
+        self.signum, self.step, self.ckpt = signum, step, ckpt
+
+
+class GracefulInterrupt(L.Callback):
+    def __init__(self, last_ckpt: Path) -> None:
+        self.last_ckpt = Path(last_ckpt)
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handler(self, signum, frame) -> None:
+        self.signum = signum
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._handler)
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.signum is None:
+            return
+        tmp = self.last_ckpt.with_name(f".{self.last_ckpt.name}.tmp")
+        trainer.save_checkpoint(tmp)
+        tmp.replace(self.last_ckpt)
+        self._restore()
+        raise RunInterrupted(self.signum, trainer.global_step, self.last_ckpt)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
+        self._restore()
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self._restore()

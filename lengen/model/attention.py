@@ -1,0 +1,99 @@
+"""Causal self-attention through ``F.scaled_dot_product_attention`` with pluggable PE hooks.
+
+Without an attention bias the fused causal kernel runs (``is_causal=True``). With one (T5,
+ALiBi, ...) the bias plus causal mask is built once per forward and shared by the layers when it
+is small, and computed per block of queries when it is not, so a long context never holds a
+dense ``[heads, L, L]`` tensor.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lengen.model.config import ModelConfig
+from lengen.model.kv_cache import KVCache
+from lengen.model.positional.base import PositionalEncoding
+
+
+class AttentionBias:
+    """Per-forward provider of ``bias + causal mask`` for a query block against its keys."""
+
+    def __init__(
+        self,
+        pe: PositionalEncoding,
+        q_pos: torch.Tensor,
+        k_pos: torch.Tensor,
+        past: int,
+        dtype: torch.dtype,
+        max_elements: int,
+    ) -> None:
+        self.pe, self.q_pos, self.k_pos, self.past, self.dtype = pe, q_pos, k_pos, past, dtype
+        lq, lk = q_pos.shape[-1], k_pos.shape[-1]
+        per_query = pe.n_heads * lk * q_pos.shape[0]
+        self.block = max(1, min(lq, max_elements // max(per_query, 1)))
+        self._dense: torch.Tensor | None = None
+        if pe.shared_bias and self.block >= lq:
+            self._dense = self._build(0, lq, 0)
+
+    def _build(self, qs: int, qe: int, layer: int) -> torch.Tensor:
+        ke = self.past + qe
+        bias = self.pe.bias(self.q_pos[:, qs:qe], self.k_pos[:, :ke], layer).to(self.dtype)
+        q_idx = torch.arange(self.past + qs, self.past + qe, device=bias.device)
+        k_idx = torch.arange(ke, device=bias.device)
+        future = k_idx[None, :] > q_idx[:, None]
+        return bias.masked_fill(future, float("-inf"))
+
+    def blocks(self, layer: int):
+        """Yield ``(qs, qe, mask)``; keys ``[0, past + qe)`` are the ones the block may see."""
+        lq = self.q_pos.shape[-1]
+        if self._dense is not None:
+            yield 0, lq, self._dense
+            return
+        for qs in range(0, lq, self.block):
+            qe = min(lq, qs + self.block)
+            yield qs, qe, self._build(qs, qe, layer)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        self.n_heads, self.head_dim, self.layer = cfg.n_heads, cfg.head_dim, layer
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
+        self.dropout = cfg.dropout
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        pos: torch.Tensor,
+        pe: PositionalEncoding,
+        bias: AttentionBias | None,
+        cache: KVCache | None,
+    ) -> torch.Tensor:
+        b, length, d = x.shape
+        q, k, v = self.qkv(x).view(b, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        if pe.has_rotate:
+            q, k = pe.rotate(q, pos), pe.rotate(k, pos)
+        past = 0
+        if cache is not None:
+            past = cache.length(self.layer)
+            k, v = cache.update(self.layer, k, v)
+        p = self.dropout if self.training else 0.0
+        if bias is None:
+            if past == 0 or length == 1:
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=past == 0 and length > 1)
+            else:  # chunked prefill on top of a cache: explicit bottom-right causal mask
+                q_idx = torch.arange(past, past + length, device=x.device)
+                mask = torch.arange(past + length, device=x.device)[None, :] <= q_idx[:, None]
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        else:
+            parts = [
+                F.scaled_dot_product_attention(
+                    q[:, :, qs:qe], k[:, :, : past + qe], v[:, :, : past + qe], attn_mask=mask, dropout_p=p
+                )
+                for qs, qe, mask in bias.blocks(self.layer)
+            ]
+            y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
+        return self.out(y.transpose(1, 2).reshape(b, length, d))

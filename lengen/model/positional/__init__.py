@@ -1,0 +1,35 @@
+"""Positional encodings, one module per family, looked up by name from the ``pe`` config group."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from lengen.model.positional.base import PositionalEncoding
+
+#: name -> "module:Class"; modules are imported lazily so one broken PE never breaks the others.
+PE_CLASSES: dict[str, str] = {
+    "nope": "lengen.model.positional.nope:NoPE",
+    "ape": "lengen.model.positional.ape:LearnedAbsolute",
+    "sinusoidal": "lengen.model.positional.sinusoidal:Sinusoidal",
+    "t5": "lengen.model.positional.t5:T5RelativeBias",
+    "alibi": "lengen.model.positional.alibi:ALiBi",
+    "rope": "lengen.model.positional.rope:Rotary",
+}
+
+
+def pe_class(name: str) -> type[PositionalEncoding]:
+    if name not in PE_CLASSES:
+        raise ValueError(f"unknown positional encoding pe={name!r}; valid: {', '.join(sorted(PE_CLASSES))}")
+    module, cls = PE_CLASSES[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_pe(cfg: Mapping[str, Any], *, d_model: int, n_heads: int, n_layers: int) -> PositionalEncoding:
+    """Instantiate from a ``pe`` config: ``name`` picks the class, other keys are its options."""
+    options = {k: v for k, v in dict(cfg).items() if k != "name"}
+    return pe_class(cfg["name"])(d_model=d_model, n_heads=n_heads, n_layers=n_layers, **options)
+
+
+__all__ = ["PE_CLASSES", "PositionalEncoding", "build_pe", "pe_class"]

@@ -1,0 +1,110 @@
+"""Decoder-only Transformer (pre-norm) whose only position-aware part is a pluggable PE."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lengen.model.attention import AttentionBias, CausalSelfAttention
+from lengen.model.config import ModelConfig
+from lengen.model.kv_cache import KVCache
+from lengen.model.positional.base import PositionalEncoding
+
+
+def _norm(cfg: ModelConfig) -> nn.Module:
+    if cfg.norm == "rmsnorm":
+        return nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+    return nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.bias)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.activation = cfg.activation
+        width = 2 * cfg.d_ff if cfg.activation == "swiglu" else cfg.d_ff
+        self.up = nn.Linear(cfg.d_model, width, bias=cfg.bias)
+        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.up(x)
+        if self.activation == "swiglu":
+            gate, h = h.chunk(2, dim=-1)
+            h = F.silu(gate) * h
+        elif self.activation == "gelu":
+            h = F.gelu(h)
+        else:
+            h = F.relu(h)
+        return self.down(h)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = _norm(cfg), _norm(cfg)
+        self.attn = CausalSelfAttention(cfg, layer)
+        self.mlp = FeedForward(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, pos, pe, bias, cache):
+        x = x + self.drop(self.attn(self.norm1(x), pos, pe, bias, cache))
+        return x + self.drop(self.mlp(self.norm2(x)))
+
+
+class Transformer(nn.Module):
+    """``forward(input_ids, pos=None, cache=None) -> logits``.
+
+    ``pos`` holds explicit position ids (``[B, L]`` or ``[1, L]``); by default they count from
+    the cache's length, so generation and one full forward see the same positions.
+    """
+
+    def __init__(self, cfg: ModelConfig, pe: PositionalEncoding) -> None:
+        super().__init__()
+        self.cfg, self.pe = cfg, pe
+        self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
+        self.norm = _norm(cfg)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.head.weight = self.tok.weight
+        self.apply(self._init)
+        for name, p in self.named_parameters():  # GPT-2 style scaling of residual projections
+            if name.endswith(("attn.out.weight", "mlp.down.weight")):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layers))
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def new_cache(self, batch: int, max_len: int, like: torch.Tensor) -> KVCache:
+        c = self.cfg
+        return KVCache(c.n_layers, batch, c.n_heads, max_len, c.head_dim, like=like)
+
+    def forward(
+        self, input_ids: torch.Tensor, pos: torch.Tensor | None = None, cache: KVCache | None = None
+    ) -> torch.Tensor:
+        b, length = input_ids.shape
+        past = cache.length() if cache is not None else 0
+        if pos is None:
+            pos = torch.arange(past, past + length, device=input_ids.device)[None, :]
+        x = self.tok(input_ids)
+        if self.pe.has_embed:
+            x = self.pe.embed(x, pos)
+        x = self.drop(x)
+        bias = None
+        if self.pe.has_bias:
+            k_pos = pos if past == 0 else torch.cat([cache.positions(), pos], dim=-1)
+            bias = AttentionBias(self.pe, pos, k_pos, past, x.dtype, self.cfg.bias_block_elements)
+        if cache is not None:
+            cache.remember_positions(pos)
+        for block in self.blocks:
+            x = block(x, pos, self.pe, bias, cache)
+        return self.head(self.norm(x))

@@ -1,0 +1,95 @@
+"""Result rows (one per run x evaluated length): the schema, atomic writing, a terminal view."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+META_COLUMNS = ("run_id", "study", "task", "variant", "pe", "seed", "train_min", "train_max")
+RESULTS_FILE = "results.parquet"
+SPARK = " ▁▂▃▄▅▆▇█"
+
+
+def with_metadata(rows: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
+    out = rows.copy()
+    for i, col in enumerate(META_COLUMNS):
+        out.insert(i, col, meta[col])
+    return out
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the same folder, then rename: never a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_results(rows: pd.DataFrame, out_dir: Path) -> Path:
+    """CSV first, Parquet last: ``results.parquet`` existing means the run finished."""
+    atomic_write(out_dir / "results.csv", lambda p: rows.to_csv(p, index=False))
+    atomic_write(out_dir / RESULTS_FILE, lambda p: rows.to_parquet(p, index=False))
+    return out_dir / RESULTS_FILE
+
+
+def read_results(run_dir: Path) -> pd.DataFrame:
+    return pd.read_parquet(Path(run_dir) / RESULTS_FILE)
+
+
+def weighted(rows: pd.DataFrame, metric: str, mask) -> float:
+    sub = rows[mask]
+    return float((sub[metric] * sub["n"]).sum() / sub["n"].sum()) if len(sub) and sub["n"].sum() else float("nan")
+
+
+def summary(rows: pd.DataFrame) -> dict[str, float]:
+    """n-weighted exact match inside and beyond the training range."""
+    return {
+        "in_range": weighted(rows, "exact_match", rows["in_range"]),
+        "beyond": weighted(rows, "exact_match", ~rows["in_range"]),
+    }
+
+
+def _spark(values) -> str:
+    return "".join(SPARK[min(len(SPARK) - 1, round(v * (len(SPARK) - 1)))] for v in values)
+
+
+def print_table(rows: pd.DataFrame, console: Console | None = None, title: str = "") -> None:
+    """Per-length exact match (one line per length bucket, sparkline of the lengths in it)."""
+    console = console or Console()
+    per_len = (
+        rows.assign(w=rows["exact_match"] * rows["n"], t=rows["token_accuracy"] * rows["n"])
+        .groupby("eval_length")
+        .agg(n=("n", "sum"), w=("w", "sum"), t=("t", "sum"), in_range=("in_range", "first"))
+    )
+    per_len["em"] = per_len["w"] / per_len["n"]
+    per_len["tok"] = per_len["t"] / per_len["n"]
+    table = Table(title=title or "exact match by length", show_lines=False)
+    for col in ("lengths", "range", "exact match", "token acc", "per length"):
+        table.add_column(col, justify="right" if col != "per length" else "left")
+    lengths = per_len.index.to_list()
+    step = max(1, -(-len(lengths) // 12))
+    for i in range(0, len(lengths), step):
+        chunk = per_len.iloc[i : i + step]
+        inside = chunk["in_range"].all()
+        mixed = chunk["in_range"].any() and not inside
+        em = (chunk["w"].sum()) / chunk["n"].sum()
+        tok = (chunk["t"].sum()) / chunk["n"].sum()
+        label = f"{chunk.index[0]}" if len(chunk) == 1 else f"{chunk.index[0]}–{chunk.index[-1]}"
+        rng = "mixed" if mixed else ("in" if inside else "beyond")
+        style = "green" if em >= 0.99 else ("yellow" if em >= 0.5 else "red")
+        table.add_row(label, rng, f"[{style}]{em:.3f}[/]", f"{tok:.3f}", _spark(chunk["em"]))
+    console.print(table)
+    s = summary(rows)
+    console.print(f"in-range exact match [bold]{s['in_range']:.4f}[/]   beyond-range exact match [bold]{s['beyond']:.4f}[/]")
