@@ -31,6 +31,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -54,10 +57,10 @@ def weighted(rows: pd.DataFrame, metric: str, mask) -> float:
 
 
 def summary(rows: pd.DataFrame) -> dict[str, float]:
-    """n-weighted exact match inside and beyond the training range."""
+    """n-weighted exact match inside the training range and beyond it (longer than trained)."""
     return {
         "in_range": weighted(rows, "exact_match", rows["in_range"]),
-        "beyond": weighted(rows, "exact_match", ~rows["in_range"]),
+        "beyond": weighted(rows, "exact_match", rows["eval_length"] > rows["train_max"]),
     }
 
 
