@@ -45,7 +45,7 @@ def check_group_choices(args: list[str]) -> None:
         key, value = arg.split("=", 1)
         group = key.lstrip("+~")
         folder = root / group
-        if "." in group or not folder.is_dir() or group == "hydra":
+        if "." in group or not folder.is_dir() or group.startswith("hydra"):
             continue
         if any(c in value for c in "()[]*"):
             continue  # sweep functions / globs: let Hydra expand them

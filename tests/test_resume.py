@@ -1,0 +1,55 @@
+"""Interrupt a real ``lengen train`` process and rerun it: it resumes from ``last.ckpt`` and ends
+with exactly the result rows of an uninterrupted run with the same seed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import tiny_overrides
+
+STEPS = {"trainer.max_steps": 240, "trainer.val_every": 20, "data.n_train": 2000}
+
+
+def lengen(root: Path, *extra: str, **popen) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
+    cmd = [sys.executable, "-m", "lengen.cli", "train", "+pe=t5", *tiny_overrides(root, **STEPS), *extra]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def results(root: Path) -> pd.DataFrame:
+    (path,) = (root / "runs").rglob("results.parquet")
+    return pd.read_parquet(path).drop(columns=["run_id"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_run_resumes_to_identical_results(tmp_path, sig):
+    ref = lengen(tmp_path / "ref")
+    out, _ = ref.communicate(timeout=600)
+    assert ref.returncode == 0, out
+
+    root = tmp_path / "cut"
+    proc = lengen(root)
+    deadline = time.monotonic() + 300
+    while not list((root / "runs").rglob("last.ckpt")):  # training is under way
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + sig, out
+    assert "Rerun the same command to resume" in out
+    assert not list((root / "runs").rglob("results.parquet"))
+
+    again = lengen(root)
+    out, _ = again.communicate(timeout=600)
+    assert again.returncode == 0, out
+    assert "resuming from" in out
+    pd.testing.assert_frame_equal(results(root), results(tmp_path / "ref"))

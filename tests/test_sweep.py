@@ -1,0 +1,67 @@
+"""Sweeps: a real multirun through the basic launcher (in-process) and through submitit_local
+(real subprocesses), deterministic run dirs so a rerun trains nothing, and the SLURM launcher's
+composed keys."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+from hydra import compose, initialize_config_module
+
+from tests.conftest import tiny_overrides
+
+FAST = {"trainer.max_steps": 10, "trainer.val_every": 10, "data.n_train": 200, "task.eval_max": 8}
+
+
+def finished(root: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in (root / "runs").rglob("results.parquet")}
+
+
+def test_basic_multirun_and_rerun_skips(tmp_path, lengen_main, capsys):
+    args = ["train", "-m", "+pe=nope,alibi", "task=copy,reverse", "seed=1,2", *tiny_overrides(tmp_path, **FAST)]
+    assert lengen_main(*args) == 0
+    done = finished(tmp_path)
+    assert len(done) == 8
+    rel = sorted(str(p.parent.relative_to(tmp_path / "runs")) for p in done)
+    assert rel[0] == "default/copy/alibi/" + rel[0].split("/")[3] + "/seed1"
+    rows = pd.concat(pd.read_parquet(p) for p in done)
+    assert set(rows["pe"]) == {"nope", "alibi"} and set(rows["task"]) == {"copy", "reverse"}
+    assert set(rows["seed"]) == {1, 2}
+    capsys.readouterr()
+    assert lengen_main(*args) == 0  # the same sweep again: every run is already finished
+    assert capsys.readouterr().out.count("already finished") == 8
+    assert finished(tmp_path) == done
+
+
+def test_submitit_local_multirun(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    cmd = [sys.executable, "-m", "lengen.cli", "train", "-m", "hydra/launcher=submitit_local",
+           "hydra.launcher.timeout_min=10", "+pe=nope,rope", *tiny_overrides(tmp_path, **FAST)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    done = finished(tmp_path)
+    assert {p.parts[-4] for p in done} == {"nope", "rope"}
+    assert list((tmp_path / "runs" / "default" / ".submitit").iterdir())  # really went through submitit
+
+
+def test_slurm_launcher_config_composes():
+    import lengen.resolvers  # noqa: F401
+
+    with initialize_config_module(config_module="lengen.conf", version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=["+pe=nope", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                       "hydra.launcher.account=lab", "+hydra.launcher.additional_parameters.constraint=a100"],
+            return_hydra_config=True,
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.partition == "gpu" and launcher.account == "lab"
+    assert launcher.gpus_per_node == 1 and launcher.max_num_timeout > 0
+    assert launcher.additional_parameters.constraint == "a100"
+    for key in ("cpus_per_task", "mem_gb", "timeout_min", "setup"):
+        assert key in launcher

@@ -1,0 +1,121 @@
+"""End to end through the CLI: a tiny model really learns copy, the run dir is complete,
+teacher-forced scoring equals greedy generation, reruns skip, ``lengen eval`` re-evaluates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from lengen.data.dataset import TaskData
+from lengen.evaluation import generate_targets, score_examples
+from lengen.training import build_model
+from tests.conftest import tiny_overrides
+
+LEARN = {
+    "task.symbols": 8,
+    "task.train_min": 2,
+    "task.train_max": 6,
+    "task.eval_max": 9,
+    "model.d_model": 64,
+    "model.n_heads": 4,
+    "model.n_layers": 2,
+    "model.d_ff": 128,
+    "trainer.max_steps": 400,
+    "trainer.val_every": 100,
+    "trainer.batch_size": 32,
+    "trainer.lr": 3e-3,
+    "data.n_train": 4000,
+    "data.n_val_per_length": 16,
+    "eval.n_per_length": 32,
+}
+
+
+@pytest.fixture(scope="module")
+def learned_run(tmp_path_factory) -> Path:
+    import sys
+
+    from lengen import cli
+
+    root = tmp_path_factory.mktemp("learn")
+    argv = ["train", "+pe=rope", *tiny_overrides(root, **LEARN)]
+    old = sys.argv
+    try:
+        assert cli.main(argv) == 0
+    finally:
+        sys.argv = old
+    (run_dir,) = {p.parent for p in (root / "runs").rglob("results.parquet")}
+    return run_dir
+
+
+def test_run_dir_is_complete(learned_run: Path):
+    for name in ("config.yaml", "results.parquet", "results.csv", "checkpoints/last.ckpt", "checkpoints/best.ckpt"):
+        assert (learned_run / name).is_file(), name
+    rows = pd.read_parquet(learned_run / "results.parquet")
+    assert list(rows["eval_length"]) == list(range(1, 10))
+    assert rows["in_range"].tolist() == [False] + [True] * 5 + [False] * 3
+    for col in ("run_id", "study", "task", "pe", "seed", "train_min", "train_max", "n", "exact_match",
+                "token_accuracy", "loss", "answer_exact_match"):
+        assert col in rows
+    assert (rows["task"] == "copy").all() and (rows["pe"] == "rope").all()
+    pd.testing.assert_frame_equal(rows, pd.read_csv(learned_run / "results.csv"), check_dtype=False)
+    cfg = yaml.safe_load((learned_run / "config.yaml").read_text())
+    assert cfg["pe"]["name"] == "rope" and cfg["model"]["d_model"] == 64
+
+
+def test_tiny_model_learns_copy(learned_run: Path):
+    rows = pd.read_parquet(learned_run / "results.parquet")
+    inside = rows[rows["in_range"]]
+    em = (inside["exact_match"] * inside["n"]).sum() / inside["n"].sum()
+    assert em >= 0.9, rows[["eval_length", "exact_match"]]
+
+
+def test_teacher_forced_equals_greedy_generation(learned_run: Path):
+    """Example by example, on lengths the model gets right and lengths it gets wrong."""
+    cfg = yaml.safe_load((learned_run / "config.yaml").read_text())
+    data = TaskData(cfg["task"], seed=cfg["seed"], train_lengths=range(2, 7), test_lengths=range(1, 13),
+                    n_train=cfg["data"]["n_train"], n_val_per_length=cfg["data"]["n_val_per_length"],
+                    n_test_per_length=24, cache_dir=cfg["data"]["cache_dir"])
+    test = data.split("test")
+    model = build_model(cfg["model"], cfg["pe"], len(data.tokenizer))
+    state = torch.load(learned_run / "checkpoints" / "best.ckpt", weights_only=False)["state_dict"]
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    forced = score_examples(model, test, data.tokenizer, batch_size=64)["exact"].to_numpy()
+    generated = generate_targets(model, test, data.tokenizer, list(range(len(test))))
+    greedy = [generated[i] == test[i]["target"] for i in range(len(test))]
+    assert forced.tolist() == greedy
+    assert 0 < sum(greedy) < len(greedy), "need both right and wrong examples for a meaningful check"
+
+
+def test_rerun_of_finished_run_does_no_training(learned_run: Path, lengen_main, capsys):
+    cfg = yaml.safe_load((learned_run / "config.yaml").read_text())
+    before = {p: p.stat().st_mtime_ns for p in learned_run.rglob("*") if p.is_file()}
+    root = Path(cfg["runs_root"]).parent
+    assert lengen_main("train", "+pe=rope", *tiny_overrides(root, **LEARN)) == 0
+    assert "already finished" in capsys.readouterr().out
+    after = {p: p.stat().st_mtime_ns for p in learned_run.rglob("*") if p.is_file()}
+    assert before == after
+
+
+def test_eval_at_new_lengths(learned_run: Path, lengen_main):
+    assert lengen_main("eval", f"run_dir={learned_run}", "eval.max_len=14", "eval.n_per_length=8") == 0
+    (out,) = (learned_run / "evals").iterdir()
+    rows = pd.read_parquet(out / "results.parquet")
+    assert rows["eval_length"].max() == 14 and (rows["n"] == 8).all()
+    assert (learned_run / "results.parquet").exists()  # the run's own results are untouched
+    assert pd.read_parquet(learned_run / "results.parquet")["eval_length"].max() == 9
+
+
+def test_run_dir_with_different_config_is_refused(learned_run: Path, lengen_main, capsys):
+    cfg = yaml.safe_load((learned_run / "config.yaml").read_text())
+    root = Path(cfg["runs_root"]).parent
+    ckpt = learned_run / "checkpoints" / "last.ckpt"
+    stamp = ckpt.stat().st_mtime_ns
+    status = lengen_main("train", "+pe=rope", *tiny_overrides(root, **LEARN), "model.d_ff=96",
+                         f"hydra.run.dir={learned_run}", f"run_dir={learned_run}")
+    assert status == 2
+    assert "different run" in capsys.readouterr().err
+    assert ckpt.stat().st_mtime_ns == stamp
