@@ -30,6 +30,7 @@ from lengen.training import LengenModule, build_model
 #: config sections that define what a run computes (a run dir must never mix two of them).
 IDENTITY_KEYS = ("task", "pe", "model", "trainer", "data", "seed")
 NON_IDENTITY_TRAINER_KEYS = ("accelerator", "devices", "enable_progress_bar", "val_every")
+OPTIM_KEYS = ("lr", "weight_decay", "betas", "warmup", "schedule", "min_lr_ratio", "max_steps")
 
 
 def identity(cfg: dict) -> dict:
@@ -119,7 +120,7 @@ def train(cfg: DictConfig, console: Console | None = None) -> Path:
             OmegaConf.to_container(cfg.model, resolve=True),
             OmegaConf.to_container(cfg.pe, resolve=True),
             len(data.tokenizer),
-            optim={k: cfg.trainer[k] for k in ("lr", "weight_decay", "betas", "warmup", "schedule", "min_lr_ratio", "max_steps")},
+            optim={k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k in OPTIM_KEYS},
             seed=int(cfg.seed),
         )
     except ValueError as e:  # bad model / PE / task options: one line, before any data or training

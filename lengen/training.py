@@ -24,7 +24,7 @@ def build_model(model_cfg: dict[str, Any], pe_cfg: dict[str, Any], vocab_size: i
 
 def lr_lambda(step: int, max_steps: int, warmup: float, schedule: str, min_ratio: float) -> float:
     """Multiplier of the peak learning rate at ``step``: linear warm-up, then decay."""
-    n_warm = max(1, int(round(warmup * max_steps)))
+    n_warm = max(1, round(warmup * max_steps))
     if step < n_warm:
         return (step + 1) / n_warm
     if schedule == "constant":

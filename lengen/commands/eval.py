@@ -13,8 +13,8 @@ from rich.console import Console
 
 import lengen.resolvers  # noqa: F401
 from lengen.config import ConfigError, eval_lengths, train_lengths
-from lengen.results import print_table, with_metadata, write_results
 from lengen.resolvers import run_id as overrides_id
+from lengen.results import print_table, with_metadata, write_results
 
 USAGE = "usage: lengen eval run_dir=DIR [eval.max_len=N] [eval.n_per_length=N] [eval.checkpoint=best|last] ..."
 

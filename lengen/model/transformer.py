@@ -91,7 +91,7 @@ class Transformer(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, pos: torch.Tensor | None = None, cache: KVCache | None = None
     ) -> torch.Tensor:
-        b, length = input_ids.shape
+        length = input_ids.shape[1]
         past = cache.length() if cache is not None else 0
         if pos is None:
             pos = torch.arange(past, past + length, device=input_ids.device)[None, :]

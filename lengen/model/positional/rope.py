@@ -1,0 +1,69 @@
+"""Rotary position embedding (Su et al., 2021), half-split (GPT-NeoX) convention.
+
+Only the first ``rot`` dims of each head are rotated (``fraction``; Kazemnejad et al. rotated
+0.25 of them); the rest pass through, carrying position-free content. Angles are computed from
+explicit position ids in at least fp32 (bf16 angles are far too coarse at long range) and the
+result is cast back to the input dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lengen.model.positional.base import PositionalEncoding
+
+
+class Rotary(PositionalEncoding):
+    relative = True
+
+    def __init__(
+        self,
+        *,
+        d_model: int,
+        n_heads: int,
+        n_layers: int,
+        base: float = 10000.0,
+        fraction: float = 1.0,
+        **unknown,
+    ) -> None:
+        super().__init__(d_model=d_model, n_heads=n_heads, n_layers=n_layers)
+        if unknown:
+            raise ValueError(
+                f"pe=rope got unknown option(s) {', '.join(sorted(unknown))}; valid: base, fraction"
+            )
+        if isinstance(base, bool) or not isinstance(base, (int, float)) or not base > 1:
+            raise ValueError(f"pe.base={base!r} must be a number > 1")
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+            raise ValueError(f"pe.fraction={fraction!r} must be in (0, 1]")
+        head_dim = d_model // n_heads
+        rot = int(head_dim * fraction) // 2 * 2
+        if rot == 0:
+            raise ValueError(
+                f"pe.fraction={fraction} rotates 0 of the {head_dim} dims per head; "
+                f"use a fraction >= {2 / head_dim:.3g} (at least 2 dims)"
+            )
+        self.base, self.fraction, self.rot = float(base), float(fraction), rot
+        self._memo: tuple | None = None
+
+    def _cos_sin(self, pos: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[B|1, 1, L, rot/2]`` cos and sin; memoized for the same ``pos`` (q and k, every layer)."""
+        key = (pos, pos._version, dtype, torch.is_inference_mode_enabled())
+        memo = self._memo
+        if memo is not None and memo[0] is key[0] and memo[1:4] == key[1:]:
+            return memo[4], memo[5]
+        exponent = torch.arange(0, self.rot, 2, device=pos.device, dtype=dtype) / self.rot
+        inv_freq = self.base**-exponent
+        angles = pos[:, None, :, None].to(dtype) * inv_freq
+        cos, sin = angles.cos(), angles.sin()
+        self._memo = (*key, cos, sin)
+        return cos, sin
+
+    def rotate(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        cdtype = torch.promote_types(x.dtype, torch.float32)
+        cos, sin = self._cos_sin(pos, cdtype)
+        half = self.rot // 2
+        x1, x2 = x[..., :half].to(cdtype), x[..., half : self.rot].to(cdtype)
+        rotated = torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)
+        if self.rot == x.shape[-1]:
+            return rotated
+        return torch.cat((rotated, x[..., self.rot :]), dim=-1)
