@@ -164,7 +164,7 @@ def train(cfg: DictConfig, console: Console | None = None) -> Path:
     val_store = TokenStore(val, data.tokenizer.pad_id)
     train_loader = torch.utils.data.DataLoader(
         TrainBatches(train_store, int(trainer_cfg.batch_size), int(cfg.data.bucket_batches), int(cfg.seed),
-                     start_step=lambda: trainer.global_step),
+                     start_step=lambda: trainer.global_step, pack_width=int(cfg.data.pack_width)),
         batch_size=None,
     )
     val_loader = torch.utils.data.DataLoader(

@@ -66,7 +66,7 @@ class LengenModule(L.LightningModule):
         torch.manual_seed(self.seed * 1_000_003 + self.global_step)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self.model(batch["input_ids"])
+        logits = self.model(batch["input_ids"], pos=batch.get("pos"), segments=batch.get("segments"))
         loss = F.cross_entropy(logits.flatten(0, 1).float(), batch["labels"].flatten(), ignore_index=IGNORE)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss

@@ -28,8 +28,10 @@ class AttentionBias:
         past: int,
         dtype: torch.dtype,
         max_elements: int,
+        segments: torch.Tensor | None = None,
     ) -> None:
         self.pe, self.q_pos, self.k_pos, self.past, self.dtype = pe, q_pos, k_pos, past, dtype
+        self.segments = segments
         lq, lk = q_pos.shape[-1], k_pos.shape[-1]
         per_query = pe.n_heads * lk * q_pos.shape[0]
         self.block = max(1, min(lq, max_elements // max(per_query, 1)))
@@ -42,8 +44,10 @@ class AttentionBias:
         bias = self.pe.bias(self.q_pos[:, qs:qe], self.k_pos[:, :ke], layer).to(self.dtype)
         q_idx = torch.arange(self.past + qs, self.past + qe, device=bias.device)
         k_idx = torch.arange(ke, device=bias.device)
-        future = k_idx[None, :] > q_idx[:, None]
-        return bias.masked_fill(future, float("-inf"))
+        blocked = k_idx[None, :] > q_idx[:, None]
+        if self.segments is not None:  # packed rows: never attend across examples
+            blocked = blocked | (self.segments[:, None, qs:qe, None] != self.segments[:, None, None, :ke])
+        return bias.masked_fill(blocked, float("-inf"))
 
     def blocks(self, layer: int):
         """Yield ``(qs, qe, mask)``; keys ``[0, past + qe)`` are the ones the block may see."""
@@ -71,6 +75,7 @@ class CausalSelfAttention(nn.Module):
         pe: PositionalEncoding,
         bias: AttentionBias | None,
         cache: KVCache | None,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b, length, d = x.shape
         q, k, v = self.qkv(x).view(b, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
@@ -81,7 +86,9 @@ class CausalSelfAttention(nn.Module):
             past = cache.length(self.layer)
             k, v = cache.update(self.layer, k, v)
         p = self.dropout if self.training else 0.0
-        if bias is None:
+        if bias is None and mask is not None:  # packed rows: block-diagonal causal mask
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        elif bias is None:
             if past == 0 or length == 1:
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=past == 0 and length > 1)
             else:  # chunked prefill on top of a cache: explicit bottom-right causal mask

@@ -48,16 +48,25 @@ class Block(nn.Module):
         self.mlp = FeedForward(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, pos, pe, bias, cache):
-        x = x + self.drop(self.attn(self.norm1(x), pos, pe, bias, cache))
+    def forward(self, x, pos, pe, bias, cache, mask=None):
+        x = x + self.drop(self.attn(self.norm1(x), pos, pe, bias, cache, mask))
         return x + self.drop(self.mlp(self.norm2(x)))
 
 
+def packed_causal_mask(segments: torch.Tensor) -> torch.Tensor:
+    """``[B, 1, L, L]`` boolean mask: causal, and only within the same example of a packed row."""
+    length = segments.shape[-1]
+    causal = torch.ones(length, length, dtype=torch.bool, device=segments.device).tril()
+    return (segments[:, None, :, None] == segments[:, None, None, :]) & causal
+
+
 class Transformer(nn.Module):
-    """``forward(input_ids, pos=None, cache=None) -> logits``.
+    """``forward(input_ids, pos=None, cache=None, segments=None) -> logits``.
 
     ``pos`` holds explicit position ids (``[B, L]`` or ``[1, L]``); by default they count from
-    the cache's length, so generation and one full forward see the same positions.
+    the cache's length, so generation and one full forward see the same positions. ``segments``
+    (``[B, L]``) marks which example each token of a packed training row belongs to: attention
+    stays inside an example, so a packed row computes exactly what separate rows would.
     """
 
     def __init__(self, cfg: ModelConfig, pe: PositionalEncoding) -> None:
@@ -89,7 +98,11 @@ class Transformer(nn.Module):
         return KVCache(c.n_layers, batch, c.n_heads, max_len, c.head_dim, like=like)
 
     def forward(
-        self, input_ids: torch.Tensor, pos: torch.Tensor | None = None, cache: KVCache | None = None
+        self,
+        input_ids: torch.Tensor,
+        pos: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        segments: torch.Tensor | None = None,
     ) -> torch.Tensor:
         length = input_ids.shape[1]
         past = cache.length() if cache is not None else 0
@@ -99,12 +112,16 @@ class Transformer(nn.Module):
         if self.pe.has_embed:
             x = self.pe.embed(x, pos)
         x = self.drop(x)
-        bias = None
+        bias = mask = None
+        if segments is not None and cache is not None:
+            raise ValueError("packed rows (segments) cannot be used with a KV cache")
         if self.pe.has_bias:
             k_pos = pos if past == 0 else torch.cat([cache.positions(), pos], dim=-1)
-            bias = AttentionBias(self.pe, pos, k_pos, past, x.dtype, self.cfg.bias_block_elements)
+            bias = AttentionBias(self.pe, pos, k_pos, past, x.dtype, self.cfg.bias_block_elements, segments)
+        elif segments is not None:
+            mask = packed_causal_mask(segments)
         if cache is not None:
             cache.remember_positions(pos)
         for block in self.blocks:
-            x = block(x, pos, self.pe, bias, cache)
+            x = block(x, pos, self.pe, bias, cache, mask)
         return self.head(self.norm(x))
