@@ -136,3 +136,30 @@ def evaluate(
     lo, hi = train_range
     rows.insert(1, "in_range", (rows["eval_length"] >= lo) & (rows["eval_length"] <= hi))
     return rows
+
+
+def print_samples(model: Transformer, ds: datasets.Dataset, tokenizer: Tokenizer, lengths: Sequence[int], k: int,
+                  console, device: torch.device | str = "cpu") -> None:
+    """Show ``k`` greedy generations (KV cache) at each of ``lengths``: what the model actually writes."""
+    if k <= 0:
+        return
+    length_col = np.asarray(ds["length"])
+    for length in lengths:
+        rows = np.flatnonzero(length_col == length)[:k].tolist()
+        if not rows:
+            continue
+        generated = generate_targets(model, ds, tokenizer, rows, device=device)
+        console.print(f"[bold]samples at length {length}[/]")
+        for row in rows:
+            ex = ds[row]
+            ok = generated[row] == ex["target"]
+            mark = "[green]✓[/]" if ok else "[red]✗[/]"
+            console.print(f" {mark} {_short(ex['prompt'])} → {_short(generated[row])}", soft_wrap=True)
+            if not ok:
+                console.print(f"   gold {_short(ex['target'])}", soft_wrap=True)
+
+
+def _short(symbols: Sequence[str], keep: int = 24) -> str:
+    if len(symbols) <= 2 * keep:
+        return " ".join(symbols)
+    return f"{' '.join(symbols[:keep])} … ({len(symbols) - 2 * keep} more) … {' '.join(symbols[-keep:])}"

@@ -15,6 +15,11 @@ from rich.table import Table
 META_COLUMNS = ("run_id", "study", "task", "variant", "pe", "seed", "train_min", "train_max")
 RESULTS_FILE = "results.parquet"
 SPARK = " ▁▂▃▄▅▆▇█"
+#: columns every result row has; any other column is a task's grouping key (depth, len_a, ...).
+STANDARD_COLUMNS = frozenset(
+    (*META_COLUMNS, "eval_length", "in_range", "n", "exact_match", "answer_exact_match", "token_accuracy",
+     "loss", "step_accuracy", "checkpoint")
+)
 
 
 def with_metadata(rows: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
@@ -96,3 +101,17 @@ def print_table(rows: pd.DataFrame, console: Console | None = None, title: str =
     console.print(table)
     s = summary(rows)
     console.print(f"in-range exact match [bold]{s['in_range']:.4f}[/]   beyond-range exact match [bold]{s['beyond']:.4f}[/]")
+    extra = [c for c in rows.columns if c not in STANDARD_COLUMNS]
+    if len(extra) == 1:  # e.g. passkey depth: exact match per (length, depth)
+        print_pivot(rows, extra[0], console)
+
+
+def print_pivot(rows: pd.DataFrame, key: str, console: Console) -> None:
+    pivot = rows.pivot_table(index="eval_length", columns=key, values="exact_match", aggfunc="mean")
+    table = Table(title=f"exact match by length x {key}")
+    table.add_column("length", justify="right")
+    for col in pivot.columns:
+        table.add_column(f"{key}={col:g}", justify="right")
+    for length, values in pivot.iterrows():
+        table.add_row(str(length), *("–" if pd.isna(v) else f"{v:.2f}" for v in values))
+    console.print(table)

@@ -20,7 +20,7 @@ from rich.console import Console
 from lengen.config import ConfigError, eval_lengths, train_lengths, validate
 from lengen.data.batching import TokenStore, TrainBatches, eval_batches
 from lengen.data.dataset import TaskData
-from lengen.evaluation import evaluate
+from lengen.evaluation import evaluate, print_samples
 from lengen.interrupt import GracefulInterrupt
 from lengen.loggers import build_logger, log_results
 from lengen.results import RESULTS_FILE, print_table, read_results, summary, with_metadata, write_results
@@ -29,7 +29,7 @@ from lengen.training import LengenModule, build_model
 
 #: config sections that define what a run computes (a run dir must never mix two of them).
 IDENTITY_KEYS = ("task", "pe", "model", "trainer", "data", "seed")
-NON_IDENTITY_TRAINER_KEYS = ("accelerator", "devices", "enable_progress_bar", "val_every")
+NON_IDENTITY_TRAINER_KEYS = ("accelerator", "devices", "enable_progress_bar", "val_every", "threads")
 OPTIM_KEYS = ("lr", "weight_decay", "betas", "warmup", "schedule", "min_lr_ratio", "max_steps")
 
 
@@ -113,6 +113,8 @@ def train(cfg: DictConfig, console: Console | None = None) -> Path:
         print_table(read_results(run_dir), console)
         return run_dir
 
+    if cfg.trainer.get("threads"):
+        torch.set_num_threads(int(cfg.trainer.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     try:
         data = task_data(cfg)
@@ -193,6 +195,9 @@ def train(cfg: DictConfig, console: Console | None = None) -> Path:
     write_results(rows, run_dir)
     s = summary(rows)
     log_results(logger, rows, s)
+    tl = train_lengths(cfg)
+    print_samples(model, test, data.tokenizer, sorted({max(tl), max(eval_lengths(cfg))}), int(cfg.eval.samples),
+                  console, device=device)
     print_table(rows, console, title=f"{cfg.task.name} · {cfg.pe.name} · seed {cfg.seed} ({chosen.name})")
     console.print(f"train {train_seconds:.1f}s, eval {eval_seconds:.1f}s → {run_dir}")
     return run_dir
