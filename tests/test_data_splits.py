@@ -98,3 +98,17 @@ def test_format_and_scratchpad_change_the_cache_key(tmp_path):
     assert a.path("test") != b.path("test")
     a.split("test")
     assert a.path("test").exists() and a.split("test")[:] == a.split("test")[:]
+
+
+def test_small_instance_spaces_are_shared_with_training(tmp_path):
+    """Sorting one digit has 10 instances: evaluation takes at most half, training sees the rest."""
+    data = TaskData({"name": "sort"}, seed=0, train_lengths=[1, 2], test_lengths=[1, 2, 3], n_train=200,
+                    n_val_per_length=50, n_test_per_length=100, cache_dir=tmp_path)
+    test, val, train = data.split("test"), data.split("val"), data.split("train")
+    per_len = lambda ds, n: sum(1 for x in ds["length"] if x == n)  # noqa: E731
+    assert 1 <= per_len(test, 1) <= 5
+    assert per_len(train, 1) > 0
+    assert {tuple(p) for p, n in zip(test["prompt"], test["length"]) if n == 1}.isdisjoint(
+        {tuple(p) for p, n in zip(train["prompt"], train["length"]) if n == 1}
+    )
+    assert 90 <= per_len(test, 3) <= 100  # 1000 instances: a few repeats dropped, no halving

@@ -24,7 +24,7 @@ from lengen.data.tokenizer import Tokenizer
 from lengen.tasks import Example, Task, build_task
 
 #: bump when generation or the stored columns change, so stale caches are never read.
-DATA_VERSION = 1
+DATA_VERSION = 2
 
 
 def default_cache_dir() -> Path:

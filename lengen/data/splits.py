@@ -17,6 +17,8 @@ import numpy as np
 from lengen.tasks.base import Example, Task
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+#: an evaluation split whose draws are more than 10% repeats keeps only half of its distinct instances.
+SMALL_SPACE = 0.9
 
 
 def example_key(prompt: Sequence[str]) -> bytes:
@@ -42,7 +44,8 @@ def draw_split(
     """``n_per_length`` draws per length, skipping excluded prompts.
 
     With ``unique`` (evaluation splits), repeated prompts are dropped, so a length whose space of
-    instances is small yields fewer than ``n_per_length`` examples rather than duplicates. For
+    instances is small yields fewer than ``n_per_length`` examples rather than duplicates, and at
+    most half of that small space (the rest stays available to training). For
     training, draws continue until ``n_per_length`` are kept or ``max_tries_factor`` times as many
     were tried (a length almost entirely taken by evaluation prompts yields fewer).
     """
@@ -50,7 +53,7 @@ def draw_split(
     for length in lengths:
         rng = split_rng(seed, split, length)
         seen: set[bytes] = set()
-        kept = 0
+        drawn: list[Example] = []
         budget = n_per_length if unique else n_per_length * max_tries_factor
         for _ in range(budget):
             ex = task.example(rng, length)
@@ -58,10 +61,14 @@ def draw_split(
             if key in exclude or (unique and key in seen):
                 continue
             seen.add(key)
-            out.append(ex)
-            kept += 1
-            if kept == n_per_length:
+            drawn.append(ex)
+            if len(drawn) == n_per_length:
                 break
+        if unique and len(drawn) < SMALL_SPACE * n_per_length:
+            # Many repeats: this length has few distinct instances. Keep half of them, so the
+            # splits drawn after this one (and training) still get instances of this length.
+            drawn = drawn[: -(-len(drawn) // 2)]
+        out.extend(drawn)
     return out
 
 
