@@ -104,7 +104,7 @@ def test_small_instance_spaces_are_shared_with_training(tmp_path):
     """Sorting one digit has 10 instances: evaluation takes at most half, training sees the rest."""
     data = TaskData({"name": "sort"}, seed=0, train_lengths=[1, 2], test_lengths=[1, 2, 3], n_train=200,
                     n_val_per_length=50, n_test_per_length=100, cache_dir=tmp_path)
-    test, val, train = data.split("test"), data.split("val"), data.split("train")
+    test, train = data.split("test"), data.split("train")
     per_len = lambda ds, n: sum(1 for x in ds["length"] if x == n)  # noqa: E731
     assert 1 <= per_len(test, 1) <= 5
     assert per_len(train, 1) > 0

@@ -29,11 +29,17 @@ def results(root: Path) -> pd.DataFrame:
     return pd.read_parquet(path).drop(columns=["run_id"])
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_interrupted_run_resumes_to_identical_results(tmp_path, sig):
-    ref = lengen(tmp_path / "ref")
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> pd.DataFrame:
+    root = tmp_path_factory.mktemp("ref")
+    ref = lengen(root)
     out, _ = ref.communicate(timeout=600)
     assert ref.returncode == 0, out
+    return results(root)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_run_resumes_to_identical_results(tmp_path, sig, reference):
 
     root = tmp_path / "cut"
     proc = lengen(root)
@@ -52,4 +58,4 @@ def test_interrupted_run_resumes_to_identical_results(tmp_path, sig):
     out, _ = again.communicate(timeout=600)
     assert again.returncode == 0, out
     assert "resuming from" in out
-    pd.testing.assert_frame_equal(results(root), results(tmp_path / "ref"))
+    pd.testing.assert_frame_equal(results(root), reference)
