@@ -55,6 +55,21 @@ def check_group_choices(args: list[str]) -> None:
                 fail(f"unknown {group} {choice!r}; valid: {', '.join(valid)}")
 
 
+def quiet_libraries() -> None:
+    """Drop library chatter that says nothing about the run (tips, deprecations, cache bars)."""
+    import logging
+    import warnings
+
+    import datasets
+
+    datasets.disable_progress_bars()
+    for pattern in (".*treespec.*", ".*Experiment logs directory.*", ".*weights_only.*", ".*litlogger.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage()
+    )
+
+
 def _run_train(args: list[str]) -> None:
     from lengen.commands import train as train_cmd
 
@@ -72,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
         fail(f"unknown command {cmd!r}; valid: {', '.join(COMMANDS)}")
-    import datasets
-
-    datasets.disable_progress_bars()
+    quiet_libraries()
     if cmd == "train":
         _run_train(rest)
         return 0
