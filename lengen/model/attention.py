@@ -3,7 +3,10 @@
 Without an attention bias the fused causal kernel runs (``is_causal=True``). With one (T5,
 ALiBi, ...) the bias plus causal mask is built once per forward and shared by the layers when it
 is small, and computed per block of queries when it is not, so a long context never holds a
-dense ``[heads, L, L]`` tensor.
+dense ``[heads, L, L]`` tensor. For PEs whose bias is a function of ``q_pos - k_pos`` (T5, ALiBi:
+``distance_bias``) a long context builds one ``[heads, distances]`` table per forward (per layer
+only when not shared) and cuts every query block out of it; with the usual contiguous positions a
+block is a single copy of sliding windows of that table, the causal mask folded in as ``-inf``.
 """
 
 from __future__ import annotations
@@ -36,12 +39,75 @@ class AttentionBias:
         per_query = pe.n_heads * lk * q_pos.shape[0]
         self.block = max(1, min(lq, max_elements // max(per_query, 1)))
         self._dense: torch.Tensor | None = None
+        self._lo: int | None = None
+        self._tables: dict[object, torch.Tensor] = {}
+        self._toeplitz = False
+        self._buffer: torch.Tensor | None = None
         if pe.shared_bias and self.block >= lq:
             self._dense = self._build(0, lq, 0)
+        elif self.block < lq and pe.has_distance_bias:
+            # Long context: the bias is a function of q_pos - k_pos, so one [H, D] table per forward
+            # (per layer when not shared) serves every query block by a gather.
+            lo = int(q_pos.min()) - int(k_pos.max())
+            hi = int(q_pos.max()) - int(k_pos.min())
+            if hi - lo < 4 * (lq + lk) + 1024:
+                self._lo, self._span = lo, hi - lo + 1
+                self._toeplitz = segments is None and self._contiguous(q_pos, k_pos, past)
+
+    @staticmethod
+    def _contiguous(q_pos: torch.Tensor, k_pos: torch.Tensor, past: int) -> bool:
+        """Batch-shared positions counting up by one, queries continuing the keys (the usual case)."""
+        if q_pos.shape[0] != 1 or k_pos.shape[0] != 1:
+            return False
+        k0 = int(k_pos[0, 0])
+        ar = torch.arange(k0, k0 + k_pos.shape[-1], device=k_pos.device)
+        return bool(torch.equal(k_pos[0], ar)) and bool(torch.equal(q_pos[0], ar[past:]))
+
+    def _reversed_masked_table(self, layer: int) -> torch.Tensor:
+        """``R[h, m] = T[h, d]`` for ``d = hi - m``, ``-inf`` where ``d < 0`` (key after query)."""
+        key = ("rev", 0 if self.pe.shared_bias else layer)
+        if key not in self._tables:
+            distance = torch.arange(self._lo, self._lo + self._span, device=self.q_pos.device)
+            table = self._table(layer).masked_fill(distance < 0, float("-inf"))
+            self._tables[key] = table.flip(-1)
+        return self._tables[key]
+
+    def _toeplitz_block(self, qs: int, qe: int, layer: int) -> torch.Tensor:
+        """Bias + causal mask of queries ``[qs, qe)`` cut from the reversed table: row ``i`` is
+        ``R[:, w : w + ke]`` with ``w = lq - 1 - qs - i`` (no index tensor, no separate mask pass)."""
+        ke, lq = self.past + qe, self.q_pos.shape[-1]
+        table = self._reversed_masked_table(layer)
+        if torch.is_grad_enabled() or table.device.type != "cpu":  # autograd may keep each block's mask
+            windows = table.unfold(-1, ke, 1)  # [H, W, ke], W[w] = R[w : w + ke]
+            return windows[:, lq - qe : lq - qs].flip(-2)[None]
+        # CPU without autograd: write every block into one buffer per forward. Blocks grow with ke,
+        # and fresh allocations of ever larger sizes fragment the heap (RSS reached ~10x nope's at
+        # 16k tokens); row copies of contiguous table slices need no temporary at all.
+        h, nq = table.shape[0], qe - qs
+        if self._buffer is None:
+            self._buffer = table.new_empty(h * self.block * (self.past + lq))
+        out = self._buffer[: h * nq * ke].view(h, nq, ke)
+        for i in range(nq):  # row i = R[:, w : w + ke], w = lq - 1 - qs - i (one contiguous slice)
+            w = lq - 1 - qs - i
+            out[:, i].copy_(table[:, w : w + ke])
+        return out[None]
+
+    def _table(self, layer: int) -> torch.Tensor:
+        key = 0 if self.pe.shared_bias else layer
+        if key not in self._tables:
+            distance = torch.arange(self._lo, self._lo + self._span, device=self.q_pos.device)
+            self._tables[key] = self.pe.distance_bias(distance, layer).to(self.dtype)
+        return self._tables[key]
 
     def _build(self, qs: int, qe: int, layer: int) -> torch.Tensor:
         ke = self.past + qe
-        bias = self.pe.bias(self.q_pos[:, qs:qe], self.k_pos[:, :ke], layer).to(self.dtype)
+        if self._toeplitz:
+            return self._toeplitz_block(qs, qe, layer)
+        if self._lo is not None:
+            idx = self.q_pos[:, qs:qe, None] - self.k_pos[:, None, :ke] - self._lo
+            bias = self._table(layer)[:, idx].movedim(0, 1)
+        else:
+            bias = self.pe.bias(self.q_pos[:, qs:qe], self.k_pos[:, :ke], layer).to(self.dtype)
         q_idx = torch.arange(self.past + qs, self.past + qe, device=bias.device)
         k_idx = torch.arange(ke, device=bias.device)
         blocked = k_idx[None, :] > q_idx[:, None]

@@ -51,3 +51,8 @@ class ALiBi(PositionalEncoding):
         dtype = torch.promote_types(self.slopes.dtype, torch.float32)  # distances reach the thousands
         distance = (q_pos[:, None, :, None] - k_pos[:, None, None, :]).to(dtype)
         return distance * -self.slopes.to(dtype)[None, :, None, None]
+
+    def distance_bias(self, distance: torch.Tensor, layer: int = 0) -> torch.Tensor:
+        """``[H, D]`` for ``distance = q_pos - k_pos`` (the same arithmetic as ``bias``)."""
+        dtype = torch.promote_types(self.slopes.dtype, torch.float32)
+        return distance.to(dtype)[None, :] * -self.slopes.to(dtype)[:, None]

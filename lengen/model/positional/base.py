@@ -40,6 +40,16 @@ class PositionalEncoding(nn.Module):
     def bias(self, q_pos: torch.Tensor, k_pos: torch.Tensor, layer: int = 0) -> torch.Tensor | None:
         return None
 
+    def distance_bias(self, distance: torch.Tensor, layer: int = 0) -> torch.Tensor | None:
+        """Optional fast path of ``bias``: ``[H, D]`` for the 1-D ``distance = q_pos - k_pos``.
+
+        A PE whose bias depends on positions only through their difference implements it (T5,
+        ALiBi); long contexts then build one small table per forward (per layer if not shared)
+        and gather each query block from it, instead of recomputing the bias block by block.
+        It must equal ``bias`` exactly.
+        """
+        return None
+
     # -- what the model asks -----------------------------------------------------------------------
     @property
     def has_embed(self) -> bool:
@@ -52,6 +62,10 @@ class PositionalEncoding(nn.Module):
     @property
     def has_bias(self) -> bool:
         return type(self).bias is not PositionalEncoding.bias
+
+    @property
+    def has_distance_bias(self) -> bool:
+        return type(self).distance_bias is not PositionalEncoding.distance_bias
 
     def max_positions(self) -> int | None:
         """Largest number of positions this PE can serve (None = unbounded)."""

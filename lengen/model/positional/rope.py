@@ -47,16 +47,32 @@ class Rotary(PositionalEncoding):
 
     def _cos_sin(self, pos: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B|1, 1, L, rot/2]`` cos and sin; memoized for the same ``pos`` (q and k, every layer)."""
-        key = (pos, pos._version, dtype, torch.is_inference_mode_enabled())
+        # Inference tensors track no version counter: on CPU compare a snapshot of their values
+        # instead (O(L), far cheaper than the O(L * rot) angles it saves); on an accelerator that
+        # comparison would be a host sync per call, so recompute there.
+        if pos.is_inference() and pos.device.type != "cpu":
+            return self._angles(pos, dtype)
+        version = pos.clone() if pos.is_inference() else pos._version
+        key = (pos, version, dtype, torch.is_inference_mode_enabled())
         memo = self._memo
-        if memo is not None and memo[0] is key[0] and memo[1:4] == key[1:]:
+        if memo is not None and memo[0] is pos and memo[2:4] == key[2:] and self._same_version(memo[1], version):
             return memo[4], memo[5]
+        cos, sin = self._angles(pos, dtype)
+        self._memo = (*key, cos, sin)
+        return cos, sin
+
+    def _angles(self, pos: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         exponent = torch.arange(0, self.rot, 2, device=pos.device, dtype=dtype) / self.rot
         inv_freq = self.base**-exponent
         angles = pos[:, None, :, None].to(dtype) * inv_freq
-        cos, sin = angles.cos(), angles.sin()
-        self._memo = (*key, cos, sin)
-        return cos, sin
+        return angles.cos(), angles.sin()
+
+    @staticmethod
+    def _same_version(old, new) -> bool:
+        if isinstance(old, torch.Tensor) or isinstance(new, torch.Tensor):
+            return (isinstance(old, torch.Tensor) and isinstance(new, torch.Tensor)
+                    and old.shape == new.shape and bool(torch.equal(old, new)))
+        return old == new
 
     def rotate(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         cdtype = torch.promote_types(x.dtype, torch.float32)

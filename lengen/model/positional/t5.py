@@ -90,3 +90,8 @@ class T5RelativeBias(PositionalEncoding):
         weight = self.tables[0 if self.shared else layer].weight
         # indexing the transposed table yields [H, B, Lq, Lk]; moving H next to B is free for B=1
         return weight.t()[:, buckets].movedim(0, 1)
+
+    def distance_bias(self, distance: torch.Tensor, layer: int = 0) -> torch.Tensor:
+        """``[H, D]`` for ``distance = q_pos - k_pos`` (the same buckets and table as ``bias``)."""
+        buckets = relative_position_bucket(-distance, self.bidirectional, self.num_buckets, self.max_distance)
+        return self.tables[0 if self.shared else layer].weight.t()[:, buckets]
