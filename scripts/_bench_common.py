@@ -70,6 +70,17 @@ def machine_line() -> str:
             f"python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d')}")
 
 
+def native_bf16() -> bool:
+    """CUDA, or a CPU with bf16 instructions (AVX512-BF16 / AMX); elsewhere bf16 is emulated."""
+    if torch.cuda.is_available():
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def non_embedding_params(model: torch.nn.Module) -> int:
     """Parameters of the blocks and the final norm (token table, tied head and PE tables excluded)."""
     return sum(p.numel() for p in model.blocks.parameters()) + sum(p.numel() for p in model.norm.parameters())

@@ -1,7 +1,7 @@
 """Training throughput of the model as ``lengen train`` builds it, against two references.
 
     python scripts/bench_train.py [--lengths 64 256] [--batch 64] [--pes nope ape ...] [--repeats 2]
-                                  [--steps 2] [--threads 2] [--no-bf16] [--no-real]
+                                  [--steps 1] [--threads 2] [--bf16 auto|on|off] [--no-real]
 
 Subjects, measured side by side in one process and alternated round by round (the table shows
 medians over every timed step, so a busy machine slows all of them alike):
@@ -290,7 +290,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=2, help="alternating rounds over all subjects")
     parser.add_argument("--steps", type=int, default=1, help="timed steps per subject per round")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="skip the bf16-mixed run")
+    parser.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
+                        help="also time nope with trainer.precision=bf16-mixed (auto: only on CUDA or a CPU "
+                             "with native bf16; emulated bf16 on AVX2 is ~30x slower and takes minutes)")
     parser.add_argument("--no-gpt2", dest="gpt2", action="store_false", help="skip the GPT-2 reference")
     parser.add_argument("--no-real", dest="real", action="store_false", help="skip the real-data part")
     parser.add_argument("--tasks", nargs="+", default=None, help="tasks for the padding table (default: all)")
@@ -300,6 +302,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--vocab", type=int, default=20)
     args = parser.parse_args(argv)
     args.tasks = args.tasks or task_names()
+    args.bf16 = args.bf16 == "on" or (args.bf16 == "auto" and C.native_bf16())
 
     from rich.console import Console
 

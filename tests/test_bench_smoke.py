@@ -34,7 +34,7 @@ def test_bench_train_smoke(tmp_path, monkeypatch):
     monkeypatch.setenv("LENGEN_CACHE", str(tmp_path))
     out = load("bench_train").main([
         "--lengths", "8", "--batch", "2", "--pes", "nope", "t5", "--repeats", "1", "--steps", "1",
-        "--threads", "1", "--no-gpt2", "--tasks", "copy", "--real-n", "200", "--pad-batches", "2",
+        "--threads", "1", "--no-gpt2", "--bf16", "on", "--tasks", "copy", "--real-n", "200", "--pad-batches", "2",
         "--real-steps", "1",
     ])
     assert set(out["fixed"]) == {"nope@8", "t5@8", "bf16@8"}
