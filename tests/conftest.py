@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -50,3 +51,10 @@ def lengen_main(monkeypatch):
             return int(e.code or 0)
 
     return run
+
+
+def spawn_lengen(*args: str) -> subprocess.Popen:
+    """``lengen ARGS`` as a real child process (for signals and kills), output merged and unbuffered."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
+    cmd = [sys.executable, "-m", "lengen.cli", *args]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -3,25 +3,21 @@ with exactly the result rows of an uninterrupted run with the same seed."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import tiny_overrides
+from tests.conftest import spawn_lengen, tiny_overrides
 
 STEPS = {"trainer.max_steps": 240, "trainer.val_every": 20, "data.n_train": 2000}
 
 
-def lengen(root: Path, *extra: str, **popen) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
-    cmd = [sys.executable, "-m", "lengen.cli", "train", "+pe=t5", *tiny_overrides(root, **STEPS), *extra]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+def lengen(root: Path) -> subprocess.Popen:
+    return spawn_lengen("train", "+pe=t5", *tiny_overrides(root, **STEPS))
 
 
 def results(root: Path) -> pd.DataFrame:

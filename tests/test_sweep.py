@@ -5,14 +5,16 @@ composed keys."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 from hydra import compose, initialize_config_module
 
-from tests.conftest import tiny_overrides
+from tests.conftest import spawn_lengen, tiny_overrides
 
 FAST = {"trainer.max_steps": 10, "trainer.val_every": 10, "data.n_train": 200, "task.eval_max": 8}
 
@@ -35,6 +37,43 @@ def test_basic_multirun_and_rerun_skips(tmp_path, lengen_main, capsys):
     assert lengen_main(*args) == 0  # the same sweep again: every run is already finished
     assert capsys.readouterr().out.count("already finished") == 8
     assert finished(tmp_path) == done
+
+
+def sweep_rows(root: Path) -> pd.DataFrame:
+    rows = pd.concat(pd.read_parquet(p) for p in sorted((root / "runs").rglob("results.parquet")))
+    return rows.drop(columns=["run_id"]).reset_index(drop=True)
+
+
+def test_killed_sweep_job_resumes_from_its_checkpoint(tmp_path):
+    """SIGKILL (no chance to save anything) while the second job of a sweep trains, then relaunch the
+    same sweep: the finished job is skipped, the cut one resumes from its periodic last.ckpt, and every
+    result row equals an uninterrupted sweep's."""
+    steps = {"trainer.max_steps": 120, "trainer.val_every": 20, "data.n_train": 2000}
+
+    def sweep(root: Path) -> subprocess.Popen:
+        return spawn_lengen("train", "-m", "+pe=nope,t5", *tiny_overrides(root, **steps))
+
+    ref = sweep(tmp_path / "ref")
+    out, _ = ref.communicate(timeout=600)
+    assert ref.returncode == 0, out
+
+    root = tmp_path / "cut"
+    proc = sweep(root)
+    deadline = time.monotonic() + 300
+    while not list((root / "runs").glob("*/copy/t5/*/seed1/checkpoints/last.ckpt")):
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert [p.parts[-4] for p in finished(root)] == ["nope"]  # t5 was cut before writing results
+
+    again = sweep(root)
+    out, _ = again.communicate(timeout=600)
+    assert again.returncode == 0, out
+    assert out.count("already finished") == 1 and out.count("resuming from") == 1
+    pd.testing.assert_frame_equal(sweep_rows(root), sweep_rows(tmp_path / "ref"))
 
 
 def test_submitit_local_multirun(tmp_path):
