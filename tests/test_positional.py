@@ -261,22 +261,29 @@ def test_rope_rotates_only_fraction_and_preserves_norm(head_dim, fraction, rot):
     y = pe.rotate(x, pos)
     assert y.dtype == x.dtype and y.shape == x.shape
     assert torch.equal(y[..., rot:], x[..., rot:])
-    half = rot // 2
-    for i in range(half):  # each rotated pair (i, i + rot/2) keeps its length
-        pair = lambda t, i=i: t[..., [i, i + half]].norm(dim=-1)  # noqa: E731
+    for i in range(0, rot, 2):  # each rotated pair (2j, 2j + 1) keeps its length
+        pair = lambda t, i=i: t[..., [i, i + 1]].norm(dim=-1)  # noqa: E731
         torch.testing.assert_close(pair(y), pair(x))
     assert not torch.allclose(y[..., :rot], x[..., :rot])
     torch.testing.assert_close(pe.rotate(x, torch.zeros_like(pos)), x)  # position 0 is the identity
 
 
-def test_rope_half_split_convention():
-    pe = Rotary(d_model=4, n_heads=1, n_layers=1)
-    x = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64).view(1, 1, 1, 4)
-    y = pe.rotate(x, torch.tensor([[1]]))
-    # dims (0, 2) form the first pair with frequency base^0 = 1: angle 1 rad
-    torch.testing.assert_close(
-        y.flatten(), torch.tensor([math.cos(1), 0.0, math.sin(1), 0.0], dtype=torch.float64)
-    )
+def test_rope_interleaved_pair_convention():
+    pe = Rotary(d_model=4, n_heads=1, n_layers=1, base=100.0)
+    x = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=torch.float64).view(1, 1, 1, 4)
+    y = pe.rotate(x, torch.tensor([[3]]))
+    # dims (0, 1) rotate at frequency base^0 = 1 (3 rad), dims (2, 3) at base^(-2/4) = 0.1 (0.3 rad)
+    expected = [math.cos(3), math.sin(3), math.cos(0.3), math.sin(0.3)]
+    torch.testing.assert_close(y.flatten(), torch.tensor(expected, dtype=torch.float64))
+
+
+def test_rope_rotates_stacked_queries_and_keys_like_each_alone():
+    pe = Rotary(d_model=24, n_heads=2, n_layers=1, fraction=0.5)
+    qkv = torch.randn(2, 5, 3, 2, 12, dtype=torch.float64).permute(2, 0, 3, 1, 4)  # as the model lays it out
+    pos = torch.randint(0, 100, (2, 5))
+    q, k = pe.rotate(qkv[:2], pos).unbind(0)
+    torch.testing.assert_close(q, pe.rotate(qkv[0].contiguous(), pos))
+    torch.testing.assert_close(k, pe.rotate(qkv[1].contiguous(), pos))
 
 
 def test_rope_dot_products_depend_only_on_relative_position():

@@ -144,9 +144,11 @@ class CausalSelfAttention(nn.Module):
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b, length, d = x.shape
-        q, k, v = self.qkv(x).view(b, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        if pe.has_rotate:
-            q, k = pe.rotate(q, pos), pe.rotate(k, pos)
+        qkv = self.qkv(x).view(b, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if pe.has_rotate:  # queries and keys in one call
+            (q, k), v = pe.rotate(qkv[:2], pos).unbind(0), qkv[2]
+        else:
+            q, k, v = qkv.unbind(0)
         past = 0
         if cache is not None:
             past = cache.length(self.layer)

@@ -7,7 +7,8 @@ randomized positions and KV-cache offsets work the same everywhere:
 - ``rotate(x, pos)``: transform queries and keys per head (rotary and its variants);
 - ``bias(q_pos, k_pos, layer)``: an additive attention bias per head (T5, ALiBi, ...).
 
-Shapes: ``x`` is ``[B, L, D]`` for ``embed`` and ``[B, H, L, Dh]`` for ``rotate``; position ids are
+Shapes: ``x`` is ``[B, L, D]`` for ``embed`` and ``[..., B, H, L, Dh]`` for ``rotate`` (the model
+passes queries and keys stacked as ``[2, B, H, L, Dh]``: one call, one pass); position ids are
 ``[B, L]`` or ``[1, L]`` int64 (a leading 1 broadcasts over the batch); ``bias`` returns
 ``[B or 1, H, Lq, Lk]`` in the dtype of ``torch.get_default_dtype()`` (the model casts it).
 NoPE implements none of them. The model only calls a hook when the class overrides it

@@ -1,9 +1,14 @@
-"""Rotary position embedding (Su et al., 2021), half-split (GPT-NeoX) convention.
+"""Rotary position embedding (Su et al., 2021), with the paper's interleaved pairs (2i, 2i+1).
 
 Only the first ``rot`` dims of each head are rotated (``fraction``; Kazemnejad et al. rotated
 0.25 of them); the rest pass through, carrying position-free content. Angles are computed from
 explicit position ids in at least fp32 (bf16 angles are far too coarse at long range) and the
 result is cast back to the input dtype.
+
+Interleaved pairs make the rotation one complex multiplication (one read and one write of q and
+k, forward and backward) instead of the half-split (GPT-NeoX) slices, products and concatenation;
+the two conventions differ only by a fixed permutation of head dims, which learned projections
+absorb, so a model trained from scratch is the same function class either way.
 """
 
 from __future__ import annotations
@@ -45,8 +50,8 @@ class Rotary(PositionalEncoding):
         self.base, self.fraction, self.rot = float(base), float(fraction), rot
         self._memo: tuple | None = None
 
-    def _cos_sin(self, pos: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[B|1, 1, L, rot/2]`` cos and sin; memoized for the same ``pos`` (q and k, every layer)."""
+    def _rotations(self, pos: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``[B|1, 1, L, rot/2]`` unit complex numbers; memoized for the same ``pos`` (every layer)."""
         # Inference tensors track no version counter: on CPU compare a snapshot of their values
         # instead (O(L), far cheaper than the O(L * rot) angles it saves); on an accelerator that
         # comparison would be a host sync per call, so recompute there.
@@ -56,16 +61,16 @@ class Rotary(PositionalEncoding):
         key = (pos, version, dtype, torch.is_inference_mode_enabled())
         memo = self._memo
         if memo is not None and memo[0] is pos and memo[2:4] == key[2:] and self._same_version(memo[1], version):
-            return memo[4], memo[5]
-        cos, sin = self._angles(pos, dtype)
-        self._memo = (*key, cos, sin)
-        return cos, sin
+            return memo[4]
+        rotations = self._angles(pos, dtype)
+        self._memo = (*key, rotations)
+        return rotations
 
-    def _angles(self, pos: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    def _angles(self, pos: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         exponent = torch.arange(0, self.rot, 2, device=pos.device, dtype=dtype) / self.rot
         inv_freq = self.base**-exponent
         angles = pos[:, None, :, None].to(dtype) * inv_freq
-        return angles.cos(), angles.sin()
+        return torch.polar(torch.ones_like(angles), angles)
 
     @staticmethod
     def _same_version(old, new) -> bool:
@@ -76,10 +81,11 @@ class Rotary(PositionalEncoding):
 
     def rotate(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         cdtype = torch.promote_types(x.dtype, torch.float32)
-        cos, sin = self._cos_sin(pos, cdtype)
-        half = self.rot // 2
-        x1, x2 = x[..., :half].to(cdtype), x[..., half : self.rot].to(cdtype)
-        rotated = torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)
+        rotations = self._rotations(pos, cdtype)
+        pairs = x[..., : self.rot].to(cdtype).unflatten(-1, (-1, 2))
+        if pairs.storage_offset() % 2 or any(s % 2 for s in pairs.stride()[:-1]):
+            pairs = pairs.contiguous()  # a complex view needs even strides (odd head dims)
+        rotated = torch.view_as_real(torch.view_as_complex(pairs) * rotations).flatten(-2).to(x.dtype)
         if self.rot == x.shape[-1]:
             return rotated
         return torch.cat((rotated, x[..., self.rot :]), dim=-1)
