@@ -42,9 +42,7 @@ class GracefulInterrupt(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.signum is None:
             return
-        tmp = self.last_ckpt.with_name(f".{self.last_ckpt.name}.tmp")
-        trainer.save_checkpoint(tmp)
-        tmp.replace(self.last_ckpt)
+        trainer.save_checkpoint(self.last_ckpt)  # atomic: lengen.checkpoint_io.AtomicCheckpointIO
         self._restore()
         raise RunInterrupted(self.signum, trainer.global_step, self.last_ckpt)
 

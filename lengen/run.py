@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from lengen.checkpoint_io import AtomicCheckpointIO
 from lengen.config import ConfigError, eval_lengths, train_lengths, validate
 from lengen.data.batching import TokenStore, TrainBatches, eval_batches
 from lengen.data.dataset import TaskData
@@ -161,6 +162,7 @@ def train(cfg: DictConfig, console: Console | None = None) -> Path:
         deterministic=bool(trainer_cfg.deterministic),
         log_every_n_steps=max(1, min(50, max_steps // 10)),
         default_root_dir=str(run_dir),
+        plugins=[AtomicCheckpointIO()],
     )
     train_store = TokenStore(train_ds, data.tokenizer.pad_id)
     val_store = TokenStore(val, data.tokenizer.pad_id)
