@@ -4,10 +4,8 @@ composed keys."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -77,11 +75,10 @@ def test_killed_sweep_job_resumes_from_its_checkpoint(tmp_path):
 
 
 def test_submitit_local_multirun(tmp_path):
-    env = {**os.environ, "WANDB_MODE": "offline"}
-    cmd = [sys.executable, "-m", "lengen.cli", "train", "-m", "hydra/launcher=submitit_local",
-           "hydra.launcher.timeout_min=10", "+pe=nope,rope", *tiny_overrides(tmp_path, **FAST)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = spawn_lengen("train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+                        "+pe=nope,rope", *tiny_overrides(tmp_path, **FAST))
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-6000:]
     done = finished(tmp_path)
     assert {p.parts[-4] for p in done} == {"nope", "rope"}
     assert list((tmp_path / "runs" / "default" / ".submitit").iterdir())  # really went through submitit

@@ -67,8 +67,7 @@ class AttentionBias:
         """``R[h, m] = T[h, d]`` for ``d = hi - m``, ``-inf`` where ``d < 0`` (key after query)."""
         key = ("rev", 0 if self.pe.shared_bias else layer)
         if key not in self._tables:
-            distance = torch.arange(self._lo, self._lo + self._span, device=self.q_pos.device)
-            table = self._table(layer).masked_fill(distance < 0, float("-inf"))
+            table = self._table(layer).masked_fill(self._distances() < 0, float("-inf"))
             self._tables[key] = table.flip(-1)
         return self._tables[key]
 
@@ -95,9 +94,12 @@ class AttentionBias:
     def _table(self, layer: int) -> torch.Tensor:
         key = 0 if self.pe.shared_bias else layer
         if key not in self._tables:
-            distance = torch.arange(self._lo, self._lo + self._span, device=self.q_pos.device)
-            self._tables[key] = self.pe.distance_bias(distance, layer).to(self.dtype)
+            self._tables[key] = self.pe.distance_bias(self._distances(), layer).to(self.dtype)
         return self._tables[key]
+
+    def _distances(self) -> torch.Tensor:
+        """Every ``q_pos - k_pos`` of this forward, ascending: the columns of the distance tables."""
+        return torch.arange(self._lo, self._lo + self._span, device=self.q_pos.device)
 
     def _build(self, qs: int, qe: int, layer: int) -> torch.Tensor:
         ke = self.past + qe

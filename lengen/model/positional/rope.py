@@ -56,17 +56,17 @@ class Rotary(PositionalEncoding):
         # instead (O(L), far cheaper than the O(L * rot) angles it saves); on an accelerator that
         # comparison would be a host sync per call, so recompute there.
         if pos.is_inference() and pos.device.type != "cpu":
-            return self._angles(pos, dtype)
+            return self._compute_rotations(pos, dtype)
         version = pos.clone() if pos.is_inference() else pos._version
         key = (pos, version, dtype, torch.is_inference_mode_enabled())
         memo = self._memo
         if memo is not None and memo[0] is pos and memo[2:4] == key[2:] and self._same_version(memo[1], version):
             return memo[4]
-        rotations = self._angles(pos, dtype)
+        rotations = self._compute_rotations(pos, dtype)
         self._memo = (*key, rotations)
         return rotations
 
-    def _angles(self, pos: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    def _compute_rotations(self, pos: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         exponent = torch.arange(0, self.rot, 2, device=pos.device, dtype=dtype) / self.rot
         inv_freq = self.base**-exponent
         angles = pos[:, None, :, None].to(dtype) * inv_freq
