@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig
 
+from lengen.compose import compose, conf_dir
+from lengen.errors import ConfigError
 from lengen.model.positional import PE_CLASSES
 from lengen.tasks import TASKS
 
-
-class ConfigError(ValueError):
-    """Bad user input; the CLI prints the message as one line and exits with status 2."""
-
-
-def conf_dir() -> Path:
-    import lengen.conf
-
-    return Path(lengen.conf.__file__).parent
+__all__ = ["ConfigError", "compose", "conf_dir", "eval_lengths", "group_options", "train_lengths", "validate"]
 
 
 def group_options(group: str) -> list[str]:

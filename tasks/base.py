@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from lengen.errors import ConfigError
 
-class TaskConfigError(ValueError):
+
+class TaskConfigError(ConfigError):
     """A task config that cannot produce data (empty range, unknown part, ...)."""
 
 

@@ -1,59 +1,14 @@
-"""Result rows (one per run x evaluated length): the schema, atomic writing, a terminal view."""
+"""The terminal view of one run's rows: exact match by length bucket and the in/beyond summary."""
 
 from __future__ import annotations
-
-import os
-import tempfile
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-META_COLUMNS = ("run_id", "study", "task", "variant", "pe", "seed", "train_min", "train_max")
-RESULTS_FILE = "results.parquet"
+from lengen.results.schema import group_keys
+
 SPARK = " ▁▂▃▄▅▆▇█"
-#: columns every result row has; any other column is a task's grouping key (depth, len_a, ...).
-STANDARD_COLUMNS = frozenset(
-    (*META_COLUMNS, "eval_length", "in_range", "n", "exact_match", "answer_exact_match", "token_accuracy",
-     "loss", "step_accuracy", "checkpoint")
-)
-
-
-def with_metadata(rows: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
-    out = rows.copy()
-    for i, col in enumerate(META_COLUMNS):
-        out.insert(i, col, meta[col])
-    return out
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: never a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_results(rows: pd.DataFrame, out_dir: Path) -> Path:
-    """CSV first, Parquet last: ``results.parquet`` existing means the run finished."""
-    atomic_write(out_dir / "results.csv", lambda p: rows.to_csv(p, index=False))
-    atomic_write(out_dir / RESULTS_FILE, lambda p: rows.to_parquet(p, index=False))
-    return out_dir / RESULTS_FILE
-
-
-def read_results(run_dir: Path) -> pd.DataFrame:
-    return pd.read_parquet(Path(run_dir) / RESULTS_FILE)
 
 
 def weighted(rows: pd.DataFrame, metric: str, mask) -> float:
@@ -101,7 +56,7 @@ def print_table(rows: pd.DataFrame, console: Console | None = None, title: str =
     console.print(table)
     s = summary(rows)
     console.print(f"in-range exact match [bold]{s['in_range']:.4f}[/]   beyond-range exact match [bold]{s['beyond']:.4f}[/]")
-    extra = [c for c in rows.columns if c not in STANDARD_COLUMNS]
+    extra = group_keys(rows)
     if len(extra) == 1:  # e.g. passkey depth: exact match per (length, depth)
         print_pivot(rows, extra[0], console)
 

@@ -1,0 +1,36 @@
+"""The Hydra config tree and composing from it outside a Hydra app (light: no torch, no Lightning)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from lengen.errors import ConfigError
+
+
+def conf_dir() -> Path:
+    """The Hydra config tree (installed as the package ``lengen.conf``)."""
+    import lengen.conf
+
+    return Path(lengen.conf.__file__).parent
+
+
+def compose(config_name: str, overrides: Sequence[str]) -> DictConfig:
+    """``conf/<config_name>.yaml`` with Hydra ``overrides``, outside a Hydra app; errors become one line."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    import lengen.resolvers  # noqa: F401  (the configs use lengen's resolvers)
+
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="lengen.conf", version_base="1.3"):
+            return hydra_compose(config_name=config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(" ".join(str(e).split())) from None
