@@ -1,8 +1,11 @@
-"""``lengen <command> ...``: dispatch to the subcommands.
+"""``lengen <command> ...``: the dispatcher, and nothing else.
 
-``train`` is a Hydra app; every other argument is passed to Hydra unchanged (``-m`` multirun
-included). Before Hydra runs, config-group choices (``+pe=NAME``, ``task=NAME``, ...) are checked
-so a typo stops with one line listing the valid names instead of a stack of Hydra output.
+Every command composes its config through Hydra: ``train`` and ``eval`` are Hydra apps
+(``conf/config.yaml``, ``conf/eval.yaml``; ``-m`` sweeps), ``data`` and ``report`` compose
+``conf/data.yaml`` / ``conf/report.yaml``. All take ``key=value`` overrides. Before a Hydra app
+starts, its arguments are checked so a typo or a bad value stops with one line naming it and the
+valid choices, instead of a page of Hydra output. This module imports nothing heavy: ``lengen
+--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -10,73 +13,82 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lengen.errors import fail, guarded
+from lengen.compose import check_group_choices
+from lengen.errors import ConfigError, fail, guarded
 
-HELP = """usage: lengen <command> [args]
+HELP = """usage: lengen <command> [key=value ...]
 
 Train small decoder-only Transformers on short task instances and measure exact match at every
 length up to far beyond training.
 
 commands:
   train   train + evaluate one run (or a sweep with -m):  lengen train +pe=nope [task=reverse] [KEY=VALUE ...]
-  eval    re-evaluate a trained run:                      lengen eval run_dir=DIR eval.max_len=80
+  eval    re-evaluate finished runs (or a sweep with -m): lengen eval run_dir=DIR eval.max_len=80
   data    look at or export task data:                    lengen data show task=addition n=3 | lengen data export task=copy out=DIR
-  report  tables and plots from run/sweep dirs:           lengen report runs/STUDY --out results/NAME
+  report  tables and plots from run/sweep dirs:           lengen report runs/STUDY out=results/NAME
 
 config groups (train): task, pe (required: +pe=NAME), model, trainer, eval, logger, experiment
-  lengen train --help   lists every option of each group and the composed config.
+  lengen <command> --help   explains a command; lengen train --help lists every option of each group.
 """
 
 COMMANDS = ("train", "eval", "data", "report")
+#: Hydra flags after which the app does not run (so there is nothing to check first).
+INFO_FLAGS = ("-h", "--help", "--hydra-help", "--cfg", "-c", "--info", "--resolve", "--package", "-p",
+              "--shell-completion", "-sc")
+#: Hydra's own location keys: a run's location is runs_root, never Hydra's output dir.
+LOCATION_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir", "hydra.job.chdir")
 
 
-def conf_root() -> Path:
-    import lengen.conf
-
-    return Path(lengen.conf.__file__).parent
-
-
-def check_group_choices(args: list[str]) -> None:
-    """Fail fast on an unknown option of a config group (``[+]group=a[,b...]``)."""
-    root = conf_root()
+def check_locations(args: list[str]) -> None:
     for arg in args:
-        if "=" not in arg or arg.startswith("-"):
-            continue
-        key, value = arg.split("=", 1)
-        group = key.lstrip("+~")
-        folder = root / group
-        if "." in group or not folder.is_dir() or group.startswith("hydra"):
-            continue
-        if any(c in value for c in "()[]*"):
-            continue  # sweep functions / globs: let Hydra expand them
-        valid = sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.yaml"))
-        for choice in filter(None, value.split(",")):
-            if choice not in valid and choice != "null":
-                fail(f"unknown {group} {choice!r}; valid: {', '.join(valid)}")
+        key = arg.split("=", 1)[0].lstrip("+~")
+        if key in LOCATION_KEYS:
+            raise ConfigError(f"{key} cannot move a run: set runs_root=DIR instead (runs go to "
+                              f"runs_root/<study>/<task>/<pe>/<overrides>/seed<k>; evaluations to <run>/evals/)")
+
+
+def precheck_train(args: list[str]) -> None:
+    """Compose and validate a single run's config before Hydra starts (one line on any error)."""
+    check_group_choices(args)
+    check_locations(args)
+    if "-m" in args or "--multirun" in args or any(a in INFO_FLAGS for a in args):
+        return
+    from lengen.compose import compose
+    from lengen.config import validate
+
+    validate(compose("config", args))
+
+
+def precheck_eval(args: list[str]) -> list[str]:
+    from lengen.commands.eval import check_overrides
+
+    check_group_choices(args)
+    check_locations(args)
+    if not any(a in INFO_FLAGS for a in args) and not any(a.split("=", 1)[0] == "run_dir" for a in args):
+        raise ConfigError("missing run_dir=DIR (a finished lengen train run directory); "
+                          "usage: lengen eval run_dir=DIR [eval.max_len=N] [eval.checkpoint=best|last] ...")
+    return check_overrides(args)
 
 
 def quiet_libraries() -> None:
-    """Drop library chatter that says nothing about the run (tips, deprecations, cache bars)."""
+    """Drop library chatter that says nothing about the run (tips, cache bars)."""
     import logging
     import warnings
 
     import datasets
 
     datasets.disable_progress_bars()
-    for pattern in (".*treespec.*", ".*Experiment logs directory.*", ".*weights_only.*", ".*litlogger.*"):
+    for pattern in (".*treespec.*", ".*Experiment logs directory.*", ".*litlogger.*"):
         warnings.filterwarnings("ignore", message=pattern)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: "litlogger" not in record.getMessage()
     )
 
 
-def _run_train(args: list[str]) -> None:
-    from lengen.commands import train as train_cmd
-
-    check_group_choices(args)
-    # Leave an argv that re-enters this command (Lightning DDP re-executes sys.argv).
-    sys.argv = [str(Path(train_cmd.__file__).resolve()), *args]
-    train_cmd.main()
+def run_hydra_app(module, args: list[str]) -> None:
+    """Leave an argv that re-enters this command (Lightning DDP re-executes sys.argv), then run it."""
+    sys.argv = [str(Path(module.__file__).resolve()), *args]
+    module.main()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,30 +99,30 @@ def main(argv: list[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
         fail(f"unknown command {cmd!r}; valid: {', '.join(COMMANDS)}")
-    quiet_libraries()
-    if cmd == "train":
-        _run_train(rest)
-        return 0
-    if cmd == "eval":
-        if rest and rest[0] in ("-h", "--help"):
-            from lengen.commands.eval import USAGE
+    if cmd == "report":
+        from lengen.commands import report as report_cmd
 
-            print(USAGE)
-            return 0
-        from lengen.commands.eval import evaluate_run
-
-        guarded(evaluate_run, rest)
-        return 0
+        return int(report_cmd.main(rest) or 0)
     if cmd == "data":
         from lengen.commands import data as data_cmd
 
         sub = rest[0] if rest else ""
         if sub not in ("show", "export"):
             fail(f"unknown data command {sub!r}; valid: show, export")
+        quiet_libraries()
         return int(guarded(getattr(data_cmd, sub), rest[1:]) or 0)
-    from lengen.commands import report as report_cmd
+    if cmd == "train":
+        from lengen.commands import train as app
 
-    return int(report_cmd.main(rest) or 0)
+        guarded(precheck_train, rest)
+    else:
+        from lengen.commands import eval as app
+
+        rest = guarded(precheck_eval, rest)
+    if not any(a in INFO_FLAGS for a in rest):
+        quiet_libraries()
+    run_hydra_app(app, rest)
+    return 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,25 @@ def conf_dir() -> Path:
     return Path(lengen.conf.__file__).parent
 
 
+def check_group_choices(args: list[str]) -> None:
+    """Fail fast on an unknown option of a config group (``[+]group=a[,b...]``)."""
+    root = conf_dir()
+    for arg in args:
+        if "=" not in arg or arg.startswith("-"):
+            continue
+        key, value = arg.split("=", 1)
+        group = key.lstrip("+~")
+        folder = root / group
+        if "." in group or not folder.is_dir() or group.startswith("hydra"):
+            continue
+        if any(c in value for c in "()[]*"):
+            continue  # sweep functions / globs: let Hydra expand them
+        valid = sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.yaml"))
+        for choice in filter(None, value.split(",")):
+            if choice not in valid and choice != "null":
+                raise ConfigError(f"unknown {group} {choice!r}; valid: {', '.join(valid)}")
+
+
 def compose(config_name: str, overrides: Sequence[str]) -> DictConfig:
     """``conf/<config_name>.yaml`` with Hydra ``overrides``, outside a Hydra app; errors become one line."""
     from hydra import compose as hydra_compose
@@ -27,6 +46,7 @@ def compose(config_name: str, overrides: Sequence[str]) -> DictConfig:
 
     import lengen.resolvers  # noqa: F401  (the configs use lengen's resolvers)
 
+    check_group_choices(overrides)
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
     try:

@@ -30,11 +30,12 @@ def eval_lengths(cfg: DictConfig) -> list[int]:
     return list(range(int(e.min_len), int(e.max_len) + 1))
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` naming the bad value and the valid choices."""
-    if "pe" not in cfg or cfg.pe is None:
+def validate(cfg: DictConfig, *, pe: bool = True) -> None:
+    """Raise :class:`ConfigError` naming the bad value and the valid choices (``pe=False``: a
+    command that needs no model, like ``lengen data``)."""
+    if pe and ("pe" not in cfg or cfg.pe is None):
         raise ConfigError(f"no positional encoding chosen: add +pe=NAME with NAME one of {', '.join(group_options('pe'))}")
-    if cfg.pe.get("name") not in PE_CLASSES:
+    if pe and cfg.pe.get("name") not in PE_CLASSES:
         raise ConfigError(f"unknown positional encoding pe={cfg.pe.get('name')!r}; valid: {', '.join(sorted(PE_CLASSES))}")
     if cfg.task.get("name") not in TASKS:
         raise ConfigError(f"unknown task task={cfg.task.get('name')!r}; valid: {', '.join(sorted(TASKS))}")

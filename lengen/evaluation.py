@@ -17,10 +17,10 @@ import torch
 
 from lengen.data.batching import TokenStore, eval_batches
 from lengen.data.tokenizer import Tokenizer
+from lengen.metrics import token_scores
 from lengen.model.generation import greedy_generate
 from lengen.model.transformer import Transformer
 from lengen.tasks import Task
-from lengen.training import token_scores
 
 
 def autocast_for(device: torch.device, precision: str):
@@ -135,6 +135,19 @@ def evaluate(
     rows = rows.drop(columns=["tok_correct", "n_tok", "nll"]).rename(columns={"length": "eval_length"})
     lo, hi = train_range
     rows.insert(1, "in_range", (rows["eval_length"] >= lo) & (rows["eval_length"] <= hi))
+    return rows
+
+
+def evaluate_run(run, model: Transformer, data, test: datasets.Dataset, *, checkpoint: str,
+                 device: torch.device | str) -> pd.DataFrame:
+    """The result rows of one run's length sweep (``run`` is a :class:`lengen.rundir.Run`)."""
+    from lengen.results import with_metadata
+
+    cfg = run.cfg
+    rows = evaluate(model, data.task, test, data.tokenizer, train_range=run.train_range,
+                    batch_size=int(cfg.eval.batch_size), device=device, precision=str(cfg.trainer.precision))
+    rows = with_metadata(rows, run.meta())
+    rows["checkpoint"] = checkpoint
     return rows
 
 

@@ -11,13 +11,7 @@ from pathlib import Path
 
 import lightning as L
 
-
-class RunInterrupted(Exception):
-    """Raised after the interrupt checkpoint is safely on disk."""
-
-    def __init__(self, signum: int, step: int, ckpt: Path) -> None:
-        super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}; saved {ckpt}")
-        self.signum, self.step, self.ckpt = signum, step, ckpt
+from lengen.errors import RunInterrupted
 
 
 class GracefulInterrupt(L.Callback):

@@ -1,8 +1,14 @@
-"""OmegaConf resolvers used by the Hydra configs (registered once, on import)."""
+"""OmegaConf resolvers used by the Hydra configs (registered once, on import).
+
+``run_id`` names a run (or an evaluation) by the overrides that change it; it is the
+``<overrides>`` level of ``runs/<study>/<task>/<pe>/<overrides>/seed<k>`` and of
+``<run dir>/evals/<overrides>/``.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 
 from omegaconf import OmegaConf
@@ -18,5 +24,15 @@ def run_id(override_dirname: str) -> str:
     return "cfg-" + hashlib.sha1(override_dirname.encode()).hexdigest()[:12]
 
 
-if not OmegaConf.has_resolver("lengen_run_id"):
-    OmegaConf.register_new_resolver("lengen_run_id", run_id)
+def eval_id(override_dirname: str) -> str:
+    """:func:`run_id` of an evaluation's overrides, with Hydra's ``+``/``++`` prefixes dropped."""
+    return run_id(",".join(p.lstrip("+~") for p in override_dirname.split(",")) if override_dirname else "")
+
+
+def abspath(path: str) -> str:
+    return os.path.abspath(path)
+
+
+for _name, _fn in (("lengen_run_id", run_id), ("lengen_eval_id", eval_id), ("lengen_abspath", abspath)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _fn)

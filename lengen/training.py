@@ -11,15 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from lengen.data.batching import IGNORE
-from lengen.model.config import ModelConfig
-from lengen.model.positional import build_pe
-from lengen.model.transformer import Transformer
-
-
-def build_model(model_cfg: dict[str, Any], pe_cfg: dict[str, Any], vocab_size: int) -> Transformer:
-    cfg = ModelConfig.from_mapping(model_cfg, vocab_size)
-    pe = build_pe(pe_cfg, d_model=cfg.d_model, n_heads=cfg.n_heads, n_layers=cfg.n_layers)
-    return Transformer(cfg, pe)
+from lengen.metrics import token_scores
+from lengen.model.build import build_model
 
 
 def lr_lambda(step: int, max_steps: int, warmup: float, schedule: str, min_ratio: float) -> float:
@@ -32,23 +25,6 @@ def lr_lambda(step: int, max_steps: int, warmup: float, schedule: str, min_ratio
     progress = min(1.0, (step - n_warm) / max(1, max_steps - n_warm))
     shape = 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1 - progress
     return min_ratio + (1 - min_ratio) * shape
-
-
-def token_scores(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-example teacher-forced scores. With greedy decoding, "every target token is the argmax
-    given the gold prefix" is exactly "generation reproduces the target", so ``exact`` is greedy
-    exact match from one forward pass."""
-    mask = labels != IGNORE
-    correct = (logits.argmax(-1) == labels) & mask
-    nll = F.cross_entropy(logits.float().transpose(1, 2), labels.clamp_min(0), reduction="none") * mask
-    return {
-        "exact": (correct | ~mask).all(-1),
-        "tok_correct": correct.sum(-1),
-        "n_tok": mask.sum(-1),
-        "nll": nll.sum(-1),
-        "correct": correct,
-        "mask": mask,
-    }
 
 
 class LengenModule(L.LightningModule):

@@ -20,4 +20,4 @@ for task in $TASKS; do
 done
 end=$(date +%s)
 echo "study wall time: $(( (end - start) / 60 )) min $(( (end - start) % 60 )) s"
-lengen report "$RUNS/kazemnejad2023-cpu" --out "$OUT" --title "Kazemnejad et al. 2023, CPU scale"
+lengen report "$RUNS/kazemnejad2023-cpu" out="$OUT" title="'Kazemnejad et al. 2023, CPU scale'"

@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 
 from lengen.commands import data as data_cmd
+from lengen.compose import compose
 from lengen.config import ConfigError
 from lengen.data.dataset import TaskData
 from lengen.tasks import TaskConfigError
@@ -73,7 +74,7 @@ def test_export_round_trip(tmp_path: Path):
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "test.parquet", "train.parquet", "val.parquet"]
     loaded = datasets.load_dataset("parquet", data_files={s: str(out / f"{s}.parquet") for s in ("train", "val", "test")},
                                    cache_dir=str(tmp_path / "hf"))
-    ref = TaskData(data_cmd.task_config(data_cmd.compose(args[:2] + args[3:7])), seed=7, train_lengths=range(1, 9),
+    ref = TaskData(data_cmd.task_config(compose("config", args[:2] + args[3:7])), seed=7, train_lengths=range(1, 9),
                    test_lengths=range(1, 17), n_train=300, n_val_per_length=4, n_test_per_length=6,
                    cache_dir=tmp_path / "cache")
     for split in ("train", "val", "test"):

@@ -11,8 +11,8 @@ import yaml
 from lengen.config import conf_dir
 from lengen.data.batching import IGNORE, TokenStore, TrainBatches
 from lengen.data.dataset import TaskData
+from lengen.model.build import build_model
 from lengen.model.positional import PE_CLASSES
-from lengen.training import build_model
 
 
 @pytest.fixture(scope="module")

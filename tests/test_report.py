@@ -136,11 +136,11 @@ def test_other_metric_is_used(sweep):
 
 def test_mrr_matches_hand_computation_with_a_tie(sweep):
     df, _ = load_quiet(sweep)
-    r = report.ranks(df).set_index(["task", "seed", "pe"])
+    r = report.ranks(df, learned_threshold=0.0).set_index(["task", "seed", "pe"])
     assert r.loc[("copy", 1, "nope"), "rank"] == 1
     assert r.loc[("copy", 1, "alibi"), "rank"] == 1  # tie shares the min rank
     assert r.loc[("copy", 1, "rope"), "rank"] == 3
-    m = report.mrr(df)
+    m = report.mrr(df, learned_threshold=0.0)
     overall = m[m["task"] == "all"].set_index("pe")
     assert overall.loc["nope", "mrr"] == pytest.approx(4 / 5)
     assert overall.loc["alibi", "mrr"] == pytest.approx(19 / 30)
@@ -238,7 +238,7 @@ def assert_png(path: Path) -> None:
 def test_write_report_writes_tables_and_plots(sweep, tmp_path):
     df, _ = load_quiet(sweep)
     out = tmp_path / "results" / "unit"  # created on demand
-    written = report.write_report(df, out, title="unit")
+    written = report.write_report(df, out, title="unit", learned_threshold=0.0)
     names = sorted(p.name for p in written)
     assert names == sorted([
         "table.csv", "table.md", "ranking.csv", "ranking.md", "runs.csv", "ranks.csv",
@@ -297,11 +297,11 @@ def test_operand_length_heatmap_and_n_weighting_across_cells(tmp_path):
         assert_png(tmp_path / "out" / name)
 
 
-def test_markdown_table_escapes_and_aligns():
-    text = report.markdown_table(["a", "b"], [["x|y", 1.5]], align=["l", "r"])
+def test_markdown_escapes_aligns_and_keeps_formatted_numbers():
+    text = report.markdown(pd.DataFrame({"a": ["x|y"], "b": ["0.800"]}), ["left", "right"])
     lines = text.splitlines()
-    assert lines[0].startswith("| a") and lines[1].endswith("--: |")
-    assert "x\\|y" in lines[2]
+    assert lines[0].startswith("| a") and lines[1].endswith("--:|")
+    assert "x\\|y" in lines[2] and "0.800" in lines[2]  # no number parsing: 0.800 stays 0.800
 
 
 def test_safe_name():
@@ -311,7 +311,7 @@ def test_safe_name():
 def test_cli_writes_report_and_summary(sweep, tmp_path, capsys):
     write_run(sweep / "copy" / "t5" / "x" / "seed0", None)  # unfinished: a warning, not a failure
     out = tmp_path / "out"
-    assert report_cmd.main([str(sweep), "--out", str(out), "--title", "Unit"]) == 0
+    assert report_cmd.main([str(sweep), f"out={out}", "title=Unit", "learned_threshold=0"]) == 0
     captured = capsys.readouterr()
     assert "nope" in captured.out and "MRR" in captured.out
     assert "table.md" in captured.out
@@ -322,26 +322,27 @@ def test_cli_writes_report_and_summary(sweep, tmp_path, capsys):
 
 def test_cli_metric_option(sweep, tmp_path):
     out = tmp_path / "out"
-    assert report_cmd.main([str(sweep), "--out", str(out), "--metric", "token_accuracy"]) == 0
+    assert report_cmd.main([str(sweep), f"out={out}", "metric=token_accuracy", "plots=false"]) == 0
     assert "token_accuracy" in (out / "table.md").read_text()
 
 
 def test_cli_exits_2_on_missing_path_or_no_runs(tmp_path, capsys):
     missing = tmp_path / "does-not-exist"
-    assert report_cmd.main([str(missing), "--out", str(tmp_path / "o")]) == 2
+    assert report_cmd.main([str(missing), f"out={tmp_path / 'o'}"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "path does not exist" in err and str(missing) in err
     empty = tmp_path / "empty"
     write_run(empty / "r", None)
-    assert report_cmd.main([str(empty), "--out", str(tmp_path / "o")]) == 2
-    err = capsys.readouterr().err
-    assert "no finished run" in err
+    assert report_cmd.main([str(empty), f"out={tmp_path / 'o'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("lengen: error:") and "no finished run" in err
     assert not (tmp_path / "o").exists()
 
 
 def test_cli_help_returns_zero(capsys):
     assert report_cmd.main(["--help"]) == 0
-    assert "--metric" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "out=DIR" in out and "metric: exact_match" in out and "learned_threshold" in out
 
 
 def test_lengths_below_training_are_not_beyond_range(tmp_path):

@@ -14,10 +14,6 @@ task.format.reverse_answer=true seed=2 data.n_train=1000 ...``) plus a few of th
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from lengen.config import ConfigError, eval_lengths, train_lengths
+from lengen.config import ConfigError, eval_lengths, train_lengths, validate
 
 SHOW_USAGE = "usage: lengen data show [task=NAME] [task.KEY=VALUE ...] [n=3] [split=test|val|train] [length=L] [full=true]"
 EXPORT_USAGE = "usage: lengen data export out=DIR [task=NAME] [task.KEY=VALUE ...] [seed=N] [data.n_train=N] ..."
@@ -37,69 +33,32 @@ SPLITS = ("train", "val", "test")
 # -- config ----------------------------------------------------------------------------------------
 
 
-def split_args(argv: Sequence[str], own: Sequence[str], usage: str) -> tuple[dict[str, str], list[str]]:
-    """This command's own ``key=value`` options, and the rest as Hydra overrides."""
-    mine: dict[str, str] = {}
-    overrides: list[str] = []
+def compose_data(argv: Sequence[str], usage: str) -> DictConfig:
+    """``conf/data.yaml`` (the train config plus this command's options) with ``argv`` as overrides."""
+    from lengen.compose import compose
+
     for arg in argv:
         if "=" not in arg:
             raise ConfigError(f"argument {arg!r} is not KEY=VALUE; {usage}")
-        key, value = arg.split("=", 1)
-        if key in own:
-            mine[key] = value
-        else:
-            overrides.append(arg)
-    return mine, overrides
-
-
-def compose(overrides: Sequence[str]) -> DictConfig:
-    """The train config with these overrides (Hydra compose; errors become one line)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    import lengen.conf
-
-    tasks = sorted(p.stem for p in (Path(lengen.conf.__file__).parent / "task").glob("*.yaml"))
-    for arg in overrides:
-        key, _, value = arg.partition("=")
-        if key.lstrip("+~") == "task" and value not in tasks:
-            raise ConfigError(f"unknown task {value!r}; valid: {', '.join(tasks)}")
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module="lengen.conf", version_base="1.3"):
-            return hydra_compose(config_name="config", overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(" ".join(str(e).split())) from None
+    return compose("data", argv)
 
 
 def task_config(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg.task, resolve=True)  # type: ignore[return-value]
 
 
-def _int(value: str, key: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"{key}={value!r} must be an integer") from None
+def _int_option(cfg: DictConfig, key: str, minimum: int) -> int:
+    value = cfg.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{key}={value!r} must be an integer >= {minimum}")
+    return value
 
 
-def _bool(value: str, key: str) -> bool:
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise ConfigError(f"{key}={value!r} must be true or false")
-
-
-def _lengths(value: str) -> list[int]:
-    items = [x for x in re.split(r"[\s,\[\]]+", value) if x]
-    if not items:
-        raise ConfigError(f"length={value!r} names no length; e.g. length=12 or length=[4,9]")
-    return [_int(x, "length") for x in items]
+def _lengths(value: Any) -> list[int]:
+    items = list(value) if OmegaConf.is_list(value) or isinstance(value, list) else [value]
+    if not items or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in items):
+        raise ConfigError(f"length={value!r} must be a length >= 1 or a list of them; e.g. length=12 or length=[4,9]")
+    return [int(x) for x in items]
 
 
 # -- show ------------------------------------------------------------------------------------------
@@ -128,22 +87,22 @@ def show(argv: list[str], console: Console | None = None) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(SHOW_USAGE)
         return 0
-    opts, overrides = split_args(argv, ("n", "split", "length", "full"), SHOW_USAGE)
-    n = _int(opts.get("n", "3"), "n")
-    if n < 1:
-        raise ConfigError(f"n={n} must be >= 1")
-    split = opts.get("split", "test")
+    cfg = compose_data(argv, SHOW_USAGE)
+    validate(cfg, pe=False)
+    n = _int_option(cfg, "n", 1)
+    split = cfg.split
     if split not in SPLITS:
         raise ConfigError(f"split={split!r}; valid: {', '.join(SPLITS)}")
-    full = _bool(opts.get("full", "false"), "full")
-    cfg = compose(overrides)
+    if not isinstance(cfg.full, bool):
+        raise ConfigError(f"full={cfg.full!r} must be true or false")
+    full = cfg.full
     tcfg = task_config(cfg)
     task = build_task(tcfg)
     tokenizer = Tokenizer(task.symbols)
     train = train_lengths(cfg)
     evals = eval_lengths(cfg)
-    if "length" in opts:
-        lengths = _lengths(opts["length"])
+    if cfg.length is not None:
+        lengths = _lengths(cfg.length)
     else:
         pool = sorted(set(train) | set(evals)) if split == "test" else train
         pool = [x for x in pool if x >= task.min_length()] or pool
@@ -254,43 +213,25 @@ def _span(lengths: Sequence[int]) -> str:
 
 def export(argv: list[str]) -> int:
     """Write the three splits as Parquet plus a dataset card into ``out``."""
-    from lengen.data.dataset import TaskData
+    from lengen.io import atomic_dir
+    from lengen.rundir import task_data
 
     if argv and argv[0] in ("-h", "--help"):
         print(EXPORT_USAGE)
         return 0
-    opts, overrides = split_args(argv, ("out",), EXPORT_USAGE)
-    if not opts.get("out"):
+    cfg = compose_data(argv, EXPORT_USAGE)
+    if not cfg.out:
         raise ConfigError(f"missing out=DIR (where the Parquet files go); {EXPORT_USAGE}")
-    out = Path(opts["out"])
+    out = Path(str(cfg.out))
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"out={out} already exists and is not an empty directory; pick a new one or remove it")
-    cfg = compose(overrides)
-    data = TaskData(
-        task_config(cfg),
-        seed=int(cfg.seed),
-        train_lengths=train_lengths(cfg),
-        test_lengths=eval_lengths(cfg),
-        n_train=int(cfg.data.n_train),
-        n_val_per_length=int(cfg.data.n_val_per_length),
-        n_test_per_length=int(cfg.eval.n_per_length),
-        cache_dir=cfg.data.get("cache_dir"),
-    )
+    validate(cfg, pe=False)
+    data = task_data(cfg)
     splits = {s: data.split(s) for s in SPLITS}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         for name, ds in splits.items():
             ds.to_parquet(str(tmp / f"{name}.parquet"))
         (tmp / "README.md").write_text(_card(cfg, data, splits, argv))
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the export is an ordinary folder
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     rows = ", ".join(f"{s} {len(ds)}" for s, ds in splits.items())
     print(f"wrote {out} ({rows} rows; README.md dataset card)")
     return 0

@@ -1,77 +1,94 @@
-"""``lengen eval run_dir=DIR [eval.KEY=VALUE ...]``: re-evaluate a trained run at new lengths.
+"""``lengen eval`` (a Hydra app): re-evaluate finished runs, one or many (``-m``), without retraining.
 
-Results go to ``DIR/evals/<overrides>/`` so the run's own results are never overwritten.
+The run's stored ``config.yaml`` is the base and the command line's overrides are applied on top,
+but only those that leave the trained weights alone (:data:`ALLOWED`); results go to
+``<run_dir>/evals/<overrides>/`` so the run's own results are never overwritten.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from omegaconf import OmegaConf
-from rich.console import Console
+import hydra
+from omegaconf import DictConfig, OmegaConf
 
-import lengen.resolvers  # noqa: F401
-from lengen.config import ConfigError, eval_lengths, train_lengths
-from lengen.resolvers import run_id as overrides_id
-from lengen.results import print_table, with_metadata, write_results
+import lengen.resolvers  # noqa: F401  (registers the resolvers conf/eval.yaml uses)
+from lengen.errors import ConfigError, guarded
 
-USAGE = "usage: lengen eval run_dir=DIR [eval.max_len=N] [eval.n_per_length=N] [eval.checkpoint=best|last] ..."
+#: override keys (or key prefixes ending in '.') that do not change what was trained.
+ALLOWED = ("run_dir", "eval", "eval.", "pe.", "trainer.precision", "trainer.accelerator", "trainer.devices",
+           "trainer.threads", "data.cache_dir")
+#: keys read from the run's own config that a range override replaces.
+RANGE_KEYS = ("eval.min_len", "eval.max_len")
 
 
-def parse(argv: list[str]) -> tuple[Path, list[str]]:
-    run_dir, overrides = None, []
-    for arg in argv:
-        if "=" not in arg:
-            raise ConfigError(f"argument {arg!r} is not KEY=VALUE; {USAGE}")
-        key, value = arg.split("=", 1)
-        if key == "run_dir":
-            run_dir = Path(value)
-        elif key.startswith("eval.") or key in ("trainer.accelerator", "data.cache_dir"):
-            overrides.append(arg)
+def check_overrides(args: list[str]) -> list[str]:
+    """Refuse weight-changing overrides in one line; ``pe.*`` keys are added to the stored PE config."""
+    out = []
+    for arg in args:
+        if arg.startswith("-") or "=" not in arg:
+            out.append(arg)
+            continue
+        key = arg.split("=", 1)[0].lstrip("+~")
+        if key.startswith("hydra") or key == "hydra/launcher":
+            out.append(arg)
+        elif any(key == a or (a.endswith(".") and key.startswith(a)) for a in ALLOWED):
+            out.append(f"++{arg.lstrip('+~')}" if key.startswith("pe.") else arg)
         else:
-            raise ConfigError(f"{key!r} cannot change at evaluation; allowed: run_dir, eval.*, trainer.accelerator, data.cache_dir")
-    if run_dir is None:
-        raise ConfigError(f"missing run_dir=DIR (a lengen train run directory); {USAGE}")
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"run_dir={run_dir} is not a lengen run directory (no config.yaml there)")
-    return run_dir, overrides
+            raise ConfigError(f"{key} cannot change at evaluation (it changes what was trained); allowed: "
+                              f"{', '.join(a + '*' if a.endswith('.') else a for a in ALLOWED)}")
+    return out
 
 
-def evaluate_run(argv: list[str], console: Console | None = None) -> Path:
-    from lengen.evaluation import evaluate
-    from lengen.run import check_positions, run_meta, task_data
-    from lengen.training import build_model
+def over_stored(cfg: DictConfig, overrides: list[str], stored: DictConfig) -> DictConfig:
+    """The run's stored config with this command's overrides (values as Hydra parsed them)."""
+    merged = stored.copy()
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o]
+    for key in keys:
+        if key == "run_dir" or key.startswith("hydra"):
+            continue
+        OmegaConf.update(merged, key, OmegaConf.select(cfg, key), merge=False, force_add=True)
+    if merged.eval.get("lengths") is not None and "eval.lengths" not in keys and any(k in RANGE_KEYS for k in keys):
+        merged.eval.lengths = None  # an explicit range asked for replaces the stored list
+    return merged
+
+
+def evaluate(cfg: DictConfig, console=None) -> Path:
+    import torch
+    from hydra.core.hydra_config import HydraConfig
+    from rich.console import Console
+
+    from lengen.config import validate
+    from lengen.evaluation import evaluate_run
+    from lengen.results import print_table, write_results
+    from lengen.rundir import Run
 
     console = console or Console()
-    run_dir, overrides = parse(argv)
-    cfg = OmegaConf.merge(OmegaConf.load(run_dir / "config.yaml"), OmegaConf.from_dotlist(overrides))
-    if cfg.eval.get("lengths") is not None and not any(o.startswith("eval.lengths=") for o in overrides) and any(
-        o.startswith(("eval.max_len=", "eval.min_len=")) for o in overrides
-    ):
-        cfg.eval.lengths = None  # an explicit range asked for replaces the stored list
-    if not eval_lengths(cfg):
-        raise ConfigError(f"empty evaluation range eval.min_len={cfg.eval.min_len} eval.max_len={cfg.eval.max_len}")
-    name = "best" if cfg.eval.checkpoint == "best" else "last"
-    ckpt = run_dir / "checkpoints" / f"{name}.ckpt"
-    if not ckpt.exists():
-        raise ConfigError(f"eval.checkpoint={name}: {ckpt} does not exist; valid: best, last (of a trained run)")
-    data = task_data(cfg)
+    hc = HydraConfig.get()
+    stored = Run.from_dir(cfg.run_dir)
+    run = Run(over_stored(cfg, list(hc.overrides.task), stored.cfg), stored.dir)
+    validate(run.cfg)
+    if run.cfg.trainer.get("threads"):
+        torch.set_num_threads(int(run.cfg.trainer.threads))
+    data = run.task_data()
     test = data.split("test")
-    model = build_model(OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.pe, resolve=True),
-                        len(data.tokenizer))
-    check_positions(model, test)
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
-    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
-    device = torch.device("cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu")
-    model.to(device)
-    tl = train_lengths(cfg)
-    rows = evaluate(model, data.task, test, data.tokenizer, train_range=(min(tl), max(tl)),
-                    batch_size=int(cfg.eval.batch_size), device=device, precision=str(cfg.trainer.precision))
-    rows = with_metadata(rows, run_meta(cfg))
-    rows["checkpoint"] = ckpt.name
-    out = run_dir / "evals" / overrides_id(",".join(sorted(o for o in overrides if o.startswith("eval."))))
+    ckpt = run.load_model_path(str(run.cfg.eval.checkpoint))
+    model = run.load_model(ckpt, len(data.tokenizer))
+    run.check_positions(model, test)
+    accelerator = str(run.cfg.trainer.accelerator)
+    device = torch.device("cuda" if torch.cuda.is_available() and accelerator != "cpu" else "cpu")
+    rows = evaluate_run(run, model.to(device), data, test, checkpoint=ckpt.name, device=device)
+    out = Path(hc.runtime.output_dir)
     write_results(rows, out)
-    print_table(rows, console, title=f"{cfg.task.name} · {cfg.pe.name} · seed {cfg.seed} ({ckpt.name})")
+    print_table(rows, console, title=f"{run.cfg.task.name} · {run.cfg.pe.name} · seed {run.cfg.seed} ({ckpt.name})")
     console.print(f"results → {out}")
     return out
+
+
+@hydra.main(config_path="pkg://lengen.conf", config_name="eval", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    guarded(evaluate, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,96 +1,78 @@
-"""`lengen report RUN_OR_SWEEP_DIR... --out DIR`: tables, MRR ranking and plots from finished runs."""
+"""``lengen report RUN_OR_SWEEP_DIR... out=DIR [KEY=VALUE ...]``: argv in, exit status out.
+
+Options are Hydra overrides of ``conf/report.yaml``, composed like every other lengen command;
+the positional arguments are the run or sweep dirs. Nothing heavy is imported before the work
+starts, so ``--help`` answers at once; the report itself lives in :mod:`lengen.report`.
+"""
 
 from __future__ import annotations
 
-import argparse
+import re
 import shlex
 import sys
-import warnings
 from pathlib import Path
 
-from lengen import report
+from lengen.errors import ConfigError, guarded
 
-DESCRIPTION = """\
-Collect the result rows of every finished run below the given run or sweep directories and write
-table.csv/.md (in-range and beyond-range accuracy per task and PE, mean ± std over seeds),
-ranking.csv/.md (PEs ranked per task and seed by beyond-range accuracy, as mean reciprocal
-rank), runs.csv, ranks.csv and plots (accuracy vs length per task, MRR bars, operand-length and
-depth heatmaps when the rows carry len_a/len_b or depth). Unfinished or damaged runs are skipped
-with a warning naming them."""
+USAGE = """\
+usage: lengen report RUN_OR_SWEEP_DIR... out=DIR [KEY=VALUE ...]
 
+Collect the result rows of every finished run below the given run or sweep dirs and write
+table.csv/.md (in-range and beyond-range accuracy per task and PE, mean ± std over seeds, and
+whether the task was learned in range), ranking.csv/.md (learned PEs ranked per task and seed by
+beyond-range accuracy: MRR with a bootstrap interval over seeds and P(rank 1)), runs.csv,
+ranks.csv and plots (accuracy vs length, MRR bars, heatmaps over a task's grouping keys such as
+len_a/len_b or depth). Unfinished or damaged runs are skipped with a warning naming them.
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lengen report", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dirs", nargs="+", metavar="RUN_OR_SWEEP_DIR",
-                        help="run dirs or sweep dirs (searched recursively for results.parquet)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output dir, e.g. results/<study>")
-    parser.add_argument("--metric", choices=report.METRICS, default="exact_match",
-                        help="accuracy column to tabulate, rank and plot (default: %(default)s)")
-    parser.add_argument("--title", default=None, help="title for tables and plots (default: the out dir name)")
-    parser.add_argument("--evals", action="store_true",
-                        help="also read <run>/evals/<name>/results.parquet, reported as PE '<pe>+<name>'")
-    return parser
+  lengen report runs/my-study out=results/my-study
+  lengen report runs/a runs/b out=results/ab metric=token_accuracy group_by=[hardware]
+
+options (conf/report.yaml; set any with KEY=VALUE):
+"""
+_OVERRIDE = re.compile(r"^[+~]?[A-Za-z_][A-Za-z0-9_.]*=")
 
 
-def _error(message: str) -> int:
-    print(f"lengen report: error: {message}", file=sys.stderr)
-    return 2
+def help_text() -> str:
+    from lengen.compose import conf_dir
+
+    lines = (conf_dir() / "report.yaml").read_text(encoding="utf-8").splitlines()[1:]
+    return USAGE + "\n".join(f"  {line}" for line in lines) + "\n"
+
+
+def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(dirs, overrides): KEY=VALUE is an override unless it names an existing path."""
+    dirs, overrides = [], []
+    for i, arg in enumerate(argv):
+        if arg.startswith("--") and len(arg) > 2:
+            key, _, value = arg[2:].partition("=")
+            following = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("-") else "VALUE"
+            value = "true" if key == "evals" else value or following
+            raise ConfigError(f"--{key} is not an option: options are KEY=VALUE, write {key}={value} "
+                              f"(see lengen report --help)")
+        if arg[:1] in "+~" and _OVERRIDE.match(arg):
+            raise ConfigError(f"{arg}: lengen report has no keys to add or remove; set options with KEY=VALUE")
+        (overrides if _OVERRIDE.match(arg) and not Path(arg).exists() else dirs).append(arg)
+    return dirs, overrides
+
+
+def _report(argv: list[str]) -> int:
+    from lengen.compose import compose
+    from lengen.report.app import run
+
+    dirs, overrides = split_args(argv)
+    return run(dirs, compose("report", overrides), "lengen report " + shlex.join(argv))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the report; 0 on success, 2 when an input path is missing or no finished run is found."""
-    from rich.console import Console
-
+    """0 on success, 2 (after one ``lengen: error:`` line) on bad input."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if "-h" in argv or "--help" in argv:
+        print(help_text())
+        return 0
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help or a usage error: hand the code back to the dispatcher
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
-
-    for raw in args.dirs:
-        if not Path(raw).exists():
-            return _error(f"path does not exist: {raw}")
-
-    err = Console(stderr=True, highlight=False)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", report.SkippedRunWarning)
-        try:
-            df, skipped = report.load_runs(args.dirs, evals=args.evals)
-        except (FileNotFoundError, NotADirectoryError) as exc:
-            return _error(str(exc))
-    for w in caught:  # re-raise anything that is not ours, print ours readably
-        if not issubclass(w.category, report.SkippedRunWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    for run_dir, reason in skipped:
-        err.print(f"[yellow]warning:[/] skipping run {run_dir}: {reason}", soft_wrap=True)
-
-    if df.empty:
-        return _error(f"no finished run (with results.parquet) found under {', '.join(args.dirs)}")
-
-    out = Path(args.out)
-    title = args.title or out.name
-    command = "lengen report " + shlex.join(argv)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
-        try:
-            written = report.write_report(df, out, metric=args.metric, title=title, command=command,
-                                          skipped=skipped)
-        except OSError as exc:
-            return _error(f"cannot write report to {out}: {exc}")
-    for w in caught:
-        err.print(f"[yellow]warning:[/] {w.message}", soft_wrap=True)
-
-    console = Console()
-    summary = report.summarise(df, args.metric)
-    ranking = report.mrr(df, args.metric)
-    for table in report.rich_tables(summary, ranking):
-        console.print(table)
-    n_runs = df["run_id"].nunique()
-    console.print(f"{n_runs} run(s) read, {len(skipped)} skipped; wrote {len(written)} file(s) to {out}:")
-    for path in written:
-        console.print(f"  {path}", highlight=False, soft_wrap=True)
-    return 0
+        return int(guarded(_report, argv))
+    except SystemExit as exc:  # guarded() printed the error line; hand the status to the dispatcher
+        return int(exc.code or 0)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +30,14 @@ def pe_class(name: str) -> type[PositionalEncoding]:
 def build_pe(cfg: Mapping[str, Any], *, d_model: int, n_heads: int, n_layers: int) -> PositionalEncoding:
     """Instantiate from a ``pe`` config: ``name`` picks the class, other keys are its options."""
     options = {k: v for k, v in dict(cfg).items() if k != "name"}
-    return pe_class(cfg["name"])(d_model=d_model, n_heads=n_heads, n_layers=n_layers, **options)
+    cls = pe_class(cfg["name"])
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        valid = sorted(k for k in params if k not in ("self", "d_model", "n_heads", "n_layers"))
+        for key in options:
+            if key not in params:
+                raise ValueError(f"unknown option pe.{key} of pe={cfg['name']}; valid: {', '.join(valid) or 'none'}")
+    return cls(d_model=d_model, n_heads=n_heads, n_layers=n_layers, **options)
 
 
 __all__ = ["PE_CLASSES", "PositionalEncoding", "build_pe", "pe_class"]

@@ -1,0 +1,29 @@
+"""Token-level scores of one teacher-forced forward pass, the base of every result metric.
+
+With greedy decoding, "every target token is the argmax given the gold prefix" is exactly
+"generation reproduces the target", so ``exact`` is greedy exact match without generating.
+The metric *columns* a result row may carry are named in ``lengen.results.schema.METRICS``; a
+new per-example metric is computed here and aggregated in ``lengen.evaluation.evaluate``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lengen.data.batching import IGNORE
+
+
+def token_scores(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-example scores: ``exact`` (all target tokens right), ``tok_correct``/``n_tok``, ``nll``."""
+    mask = labels != IGNORE
+    correct = (logits.argmax(-1) == labels) & mask
+    nll = F.cross_entropy(logits.float().transpose(1, 2), labels.clamp_min(0), reduction="none") * mask
+    return {
+        "exact": (correct | ~mask).all(-1),
+        "tok_correct": correct.sum(-1),
+        "n_tok": mask.sum(-1),
+        "nll": nll.sum(-1),
+        "correct": correct,
+        "mask": mask,
+    }
