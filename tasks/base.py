@@ -3,7 +3,7 @@
 A task knows its symbols and makes one example of a given *length* (its natural size: symbols,
 digits, list items, context tokens). Everything else -- splits, caching, tokenising, batching --
 lives in ``lengen.data`` and is shared by all tasks, so adding a task is one module plus one
-``conf/task/*.yaml``.
+``conf/task/<name>.yaml`` (the registry imports every module of ``lengen.tasks`` on first use).
 """
 
 from __future__ import annotations

@@ -24,15 +24,6 @@ def int_option(cfg: Mapping[str, Any], key: str, default: int, *, lo: int | None
     return value
 
 
-def bool_option(cfg: Mapping[str, Any], key: str, default: bool, *, what: str = "task") -> bool:
-    value = cfg.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise TaskConfigError(f"{what}.{key}={value!r} must be true or false")
-    return value
-
-
 def digit_range(cfg: Mapping[str, Any], lo_key: str, hi_key: str, lo_default: int, hi_default: int) -> tuple[int, int]:
     """A (min, max) pair of digit counts: both >= 1 and min <= max."""
     lo = int_option(cfg, lo_key, lo_default, lo=1)

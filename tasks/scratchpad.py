@@ -19,7 +19,6 @@ from typing import Any
 from lengen.tasks.base import Example, Task, TaskConfigError
 
 PARTS: tuple[str, ...] = ("i", "c", "o", "v", "r")
-PART_NAMES = {"i": "input", "c": "computation", "o": "output", "v": "intermediate variables", "r": "remaining input"}
 TAGS: dict[str, str] = {p: f"{p.upper()}:" for p in PARTS}
 TAG_PART: dict[str, str] = {t: p for p, t in TAGS.items()}
 STEP_END = "|"

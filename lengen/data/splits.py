@@ -72,13 +72,9 @@ def draw_split(
     return out
 
 
-def keys_of(examples: Iterable[Example]) -> set[bytes]:
-    return {example_key(ex.prompt) for ex in examples}
-
-
 def balanced_counts(total: int, n_lengths: int) -> int:
     """Examples per length bin for a balanced training set of about ``total`` examples."""
     return max(1, -(-total // max(n_lengths, 1)))
 
 
-__all__ = ["balanced_counts", "draw_split", "example_key", "keys_of", "split_rng"]
+__all__ = ["balanced_counts", "draw_split", "example_key", "split_rng"]

@@ -1,30 +1,26 @@
-"""Positional encodings, one module per family, looked up by name from the ``pe`` config group."""
+"""Positional encodings, one module per family, looked up by name from the ``pe`` config group.
+
+A module registers its class with ``@register`` (the class's ``name`` is the ``+pe=NAME`` choice);
+the registry imports every module of this package on first use, so a new PE is one module here
+plus one ``conf/pe/<name>.yaml``.
+"""
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from lengen.model.positional.base import PositionalEncoding
+from lengen.model.positional.base import PE_REGISTRY, PositionalEncoding, register
 
-#: name -> "module:Class"; modules are imported lazily so one broken PE never breaks the others.
-PE_CLASSES: dict[str, str] = {
-    "nope": "lengen.model.positional.nope:NoPE",
-    "ape": "lengen.model.positional.ape:LearnedAbsolute",
-    "sinusoidal": "lengen.model.positional.sinusoidal:Sinusoidal",
-    "t5": "lengen.model.positional.t5:T5RelativeBias",
-    "alibi": "lengen.model.positional.alibi:ALiBi",
-    "rope": "lengen.model.positional.rope:Rotary",
-}
+#: name -> class of every registered PE (iterating gives the sorted names).
+PE_CLASSES = PE_REGISTRY
 
 
 def pe_class(name: str) -> type[PositionalEncoding]:
     if name not in PE_CLASSES:
-        raise ValueError(f"unknown positional encoding pe={name!r}; valid: {', '.join(sorted(PE_CLASSES))}")
-    module, cls = PE_CLASSES[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+        raise ValueError(f"unknown positional encoding pe={name!r}; valid: {', '.join(PE_CLASSES)}")
+    return PE_CLASSES[name]
 
 
 def build_pe(cfg: Mapping[str, Any], *, d_model: int, n_heads: int, n_layers: int) -> PositionalEncoding:
@@ -40,4 +36,4 @@ def build_pe(cfg: Mapping[str, Any], *, d_model: int, n_heads: int, n_layers: in
     return cls(d_model=d_model, n_heads=n_heads, n_layers=n_layers, **options)
 
 
-__all__ = ["PE_CLASSES", "PositionalEncoding", "build_pe", "pe_class"]
+__all__ = ["PE_CLASSES", "PositionalEncoding", "build_pe", "pe_class", "register"]

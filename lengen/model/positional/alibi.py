@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from lengen.model.positional.base import PositionalEncoding
+from lengen.model.positional.base import PositionalEncoding, register
 
 
 def _power_of_two_slopes(n: int) -> list[float]:
@@ -33,7 +33,9 @@ def alibi_slopes(n_heads: int, dtype: torch.dtype = torch.float64) -> torch.Tens
     return torch.tensor(slopes(n_heads), dtype=dtype)
 
 
+@register
 class ALiBi(PositionalEncoding):
+    name = "alibi"
     """``bias = -slope_h * (q_pos - k_pos)``: zero on the diagonal, more negative with distance."""
 
     relative = True

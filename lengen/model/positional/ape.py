@@ -10,10 +10,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lengen.model.positional.base import PositionalEncoding
+from lengen.model.positional.base import PositionalEncoding, register
 
 
+@register
 class LearnedAbsolute(PositionalEncoding):
+    name = "ape"
     def __init__(
         self, *, d_model: int, n_heads: int, n_layers: int, max_positions: int = 512, **unknown
     ) -> None:

@@ -20,8 +20,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lengen.registry import Registry
+
 
 class PositionalEncoding(nn.Module):
+    #: the ``+pe=NAME`` choice (and ``conf/pe/<name>.yaml``) of a registered class.
+    name: str = ""
     #: True when logits depend on positions only through their differences (relative schemes).
     relative: bool = False
     #: True when ``bias`` is the same for every layer, so the model builds it once per forward.
@@ -79,3 +83,7 @@ class PositionalEncoding(nn.Module):
             raise ValueError(
                 f"{type(self).__name__} serves at most {limit} positions but {n_positions} are needed"
             )
+
+
+PE_REGISTRY: Registry[type[PositionalEncoding]] = Registry("positional encoding", "lengen.model.positional")
+register = PE_REGISTRY.register

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from lengen.model.positional.base import PositionalEncoding
+from lengen.model.positional.base import PositionalEncoding, register
 
 
+@register
 class NoPE(PositionalEncoding):
+    name = "nope"
     relative = True

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import torch
 
-from lengen.model.positional.base import PositionalEncoding
+from lengen.model.positional.base import PositionalEncoding, register
 
 
+@register
 class Rotary(PositionalEncoding):
+    name = "rope"
     relative = True
 
     def __init__(

@@ -11,10 +11,12 @@ import math
 
 import torch
 
-from lengen.model.positional.base import PositionalEncoding
+from lengen.model.positional.base import PositionalEncoding, register
 
 
+@register
 class Sinusoidal(PositionalEncoding):
+    name = "sinusoidal"
     def __init__(
         self, *, d_model: int, n_heads: int, n_layers: int, base: float = 10000.0, **unknown
     ) -> None:

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from lengen.model.positional.base import PositionalEncoding
+from lengen.model.positional.base import PositionalEncoding, register
 
 
 def relative_position_bucket(
@@ -40,7 +40,9 @@ def relative_position_bucket(
     return buckets + torch.where(is_small, n, large)
 
 
+@register
 class T5RelativeBias(PositionalEncoding):
+    name = "t5"
     relative = True
 
     def __init__(
