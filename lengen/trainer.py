@@ -85,6 +85,7 @@ def fit(run: Run, module: LengenModule, data, splits: dict, logger: Any, console
     if resume:
         console.print(f"resuming from {last}")
     trainer.fit(module, train_loader, val_loader, ckpt_path=resume)
-    if cfg.eval.checkpoint == "best" and checkpoint.best_model_path:
-        return Path(checkpoint.best_model_path)
-    return last
+    # Not ``checkpoint.best_model_path``: a resumed run restores it from the checkpoint as an absolute
+    # path, which names the old location when the run dir was moved or copied.
+    best = run.checkpoint("best")
+    return best if cfg.eval.checkpoint == "best" and best.exists() else last
