@@ -17,7 +17,7 @@ import torch
 
 from lengen.data.batching import TokenStore, eval_batches
 from lengen.data.tokenizer import Tokenizer
-from lengen.metrics import token_scores
+from lengen.metrics import EXAMPLE_METRICS, token_scores
 from lengen.model.generation import greedy_generate
 from lengen.model.transformer import Transformer
 from lengen.tasks import Task
@@ -41,7 +41,7 @@ def score_examples(
     device: torch.device | str = "cpu",
     precision: str = "32-true",
 ) -> pd.DataFrame:
-    """One row per example: exact, tok_correct, n_tok, nll (teacher-forced)."""
+    """One row per example: exact, tok_correct, n_tok, nll and every registered example metric."""
     device = torch.device(device)
     model.eval()
     store = TokenStore(ds, tokenizer.pad_id)
@@ -50,6 +50,7 @@ def score_examples(
     tok_correct = np.zeros(n, dtype=np.int64)
     n_tok = np.zeros(n, dtype=np.int64)
     nll = np.zeros(n, dtype=np.float64)
+    extra: dict[str, np.ndarray] = {}
     with autocast_for(device, precision):
         for idx in eval_batches(store, batch_size):
             batch = store.collate(idx)
@@ -58,7 +59,10 @@ def score_examples(
             tok_correct[idx] = s["tok_correct"].cpu().numpy()
             n_tok[idx] = s["n_tok"].cpu().numpy()
             nll[idx] = s["nll"].double().cpu().numpy()
-    return pd.DataFrame({"exact": exact, "tok_correct": tok_correct, "n_tok": n_tok, "nll": nll})
+            for name, fn in EXAMPLE_METRICS.items():
+                value = fn(s).cpu().numpy()
+                extra.setdefault(name, np.zeros(n, dtype=value.dtype))[idx] = value
+    return pd.DataFrame({"exact": exact, "tok_correct": tok_correct, "n_tok": n_tok, "nll": nll, **extra})
 
 
 @torch.no_grad()
@@ -121,7 +125,7 @@ def evaluate(
                 per.loc[row, "steps_correct"] = st.get("steps_correct", 0) / max(st.get("steps_total", 1), 1)
     agg = {
         "n": ("exact", "size"),
-        "exact_match": ("exact", "mean"),
+        **{name: (name, "mean") for name in EXAMPLE_METRICS},
         "answer_exact_match": ("answer_exact", "mean"),
         "tok_correct": ("tok_correct", "sum"),
         "n_tok": ("n_tok", "sum"),

@@ -2,11 +2,14 @@
 
 With greedy decoding, "every target token is the argmax given the gold prefix" is exactly
 "generation reproduces the target", so ``exact`` is greedy exact match without generating.
-The metric *columns* a result row may carry are named in ``lengen.results.schema.METRICS``; a
-new per-example metric is computed here and aggregated in ``lengen.evaluation.evaluate``.
+A new per-example metric is one entry in :data:`EXAMPLE_METRICS` (a function of these scores;
+``lengen.evaluation.evaluate`` averages it per length) plus its column name in
+``lengen.results.schema.METRICS`` (so ``lengen report metric=NAME`` can select it).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -27,3 +30,9 @@ def token_scores(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.
         "correct": correct,
         "mask": mask,
     }
+
+
+#: result column -> per-example value from :func:`token_scores` (averaged per length and group).
+EXAMPLE_METRICS: dict[str, Callable[[dict[str, torch.Tensor]], torch.Tensor]] = {
+    "exact_match": lambda s: s["exact"],
+}
