@@ -14,7 +14,7 @@ which admits tensors and plain containers only; anything else is refused with on
 from __future__ import annotations
 
 import pickle
-import zipfile
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +31,30 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(
-            f"refusing to load {path}: it holds objects other than tensors and plain data ({first[:160]}); "
-            f"it may be malicious -- delete it or move it aside"
+            f"refusing to load {path}: it holds objects other than tensors and plain data "
+            f"({_refused_global(str(e))}); it may be malicious -- delete it or move it aside"
         ) from None
-    except (EOFError, RuntimeError, OSError, zipfile.BadZipFile, ValueError) as e:
+    except Exception as e:  # truncated, empty, not a checkpoint at all: many error types
+        first = _plain(str(e)).splitlines()[0][:120] if str(e).strip() else ""
         raise ConfigError(
-            f"cannot read checkpoint {path} ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}); "
+            f"cannot read checkpoint {path} ({type(e).__name__}: {first}); "
             f"it is damaged -- move it aside to restart this run from scratch"
         ) from None
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text).strip()
+
+
+def _refused_global(message: str) -> str:
+    """The line of torch's refusal that names what was refused (e.g. ``GLOBAL builtins.open``)."""
+    plain = _plain(message)
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", plain) or re.search(r"GLOBAL (\S+)", plain)
+    if found:
+        return f"unsupported global {found.group(1)}"
+    lines = [line.strip() for line in plain.splitlines() if line.strip()]
+    return lines[0][:160] if lines else "unsupported object"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

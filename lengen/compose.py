@@ -52,5 +52,5 @@ def compose(config_name: str, overrides: Sequence[str]) -> DictConfig:
     try:
         with initialize_config_module(config_module="lengen.conf", version_base="1.3"):
             return hydra_compose(config_name=config_name, overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(" ".join(str(e).split())) from None
+    except (HydraException, OmegaConfBaseException, ValueError) as e:
+        raise ConfigError(" ".join(str(e).split()) or type(e).__name__) from None

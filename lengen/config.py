@@ -30,9 +30,16 @@ def eval_lengths(cfg: DictConfig) -> list[int]:
     return list(range(int(e.min_len), int(e.max_len) + 1))
 
 
-def validate(cfg: DictConfig, *, pe: bool = True) -> None:
+def validate(cfg: DictConfig, *, pe: bool = True, extra: tuple[str, ...] = ()) -> None:
     """Raise :class:`ConfigError` naming the bad value and the valid choices (``pe=False``: a
-    command that needs no model, like ``lengen data``)."""
+    command that needs no model, like ``lengen data``, whose own top-level keys are ``extra``).
+
+    Types, ranges and closed choices of every key are declared once, in :mod:`lengen.schema`;
+    what remains here are the checks that need the registries and the length arithmetic.
+    """
+    from lengen import schema
+
+    schema.check(cfg, pe=pe, extra=extra)
     if pe and ("pe" not in cfg or cfg.pe is None):
         raise ConfigError(f"no positional encoding chosen: add +pe=NAME with NAME one of {', '.join(group_options('pe'))}")
     if pe and cfg.pe.get("name") not in PE_CLASSES:

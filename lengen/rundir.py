@@ -68,6 +68,14 @@ def task_data(c: DictConfig):
     )
 
 
+class _NoLock:
+    def acquire(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
 @dataclass
 class Run:
     """One run: its resolved config and its directory."""
@@ -148,9 +156,17 @@ class Run:
                               f"set runs_root=... or study=... to start a new one")
 
     def lock(self):
-        """The run dir's writer lock (a second process on the same run stops with one line)."""
+        """The run dir's writer lock (a second process on the same run stops with one line).
+
+        Only the process of global rank 0 locks: Lightning's DDP re-executes the command for the
+        other ranks, which must join the run, not be refused by it.
+        """
+        import os
+
         from lengen.lock import RunLock
 
+        if any(os.environ.get(k, "0") != "0" for k in ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")):
+            return _NoLock()
         return RunLock(self.dir)
 
     # -- files ----------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ from lengen.config import ConfigError, eval_lengths, train_lengths, validate
 SHOW_USAGE = "usage: lengen data show [task=NAME] [task.KEY=VALUE ...] [n=3] [split=test|val|train] [length=L] [full=true]"
 EXPORT_USAGE = "usage: lengen data export out=DIR [task=NAME] [task.KEY=VALUE ...] [seed=N] [data.n_train=N] ..."
 SPLITS = ("train", "val", "test")
+#: this command's own top-level keys (conf/data.yaml).
+DATA_KEYS = ("n", "split", "length", "full", "out")
 
 
 # -- config ----------------------------------------------------------------------------------------
@@ -88,7 +90,7 @@ def show(argv: list[str], console: Console | None = None) -> int:
         print(SHOW_USAGE)
         return 0
     cfg = compose_data(argv, SHOW_USAGE)
-    validate(cfg, pe=False)
+    validate(cfg, pe=False, extra=DATA_KEYS)
     n = _int_option(cfg, "n", 1)
     split = cfg.split
     if split not in SPLITS:
@@ -225,7 +227,7 @@ def export(argv: list[str]) -> int:
     out = Path(str(cfg.out))
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"out={out} already exists and is not an empty directory; pick a new one or remove it")
-    validate(cfg, pe=False)
+    validate(cfg, pe=False, extra=DATA_KEYS)
     data = task_data(cfg)
     splits = {s: data.split(s) for s in SPLITS}
     with atomic_dir(out) as tmp:

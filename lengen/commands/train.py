@@ -45,8 +45,7 @@ def train(cfg: DictConfig, console=None, *, in_sweep: bool = False) -> Path:
     module = build_module(run, len(data.tokenizer))
     splits = {s: data.split(s) for s in ("test", "val", "train")}
     run.check_positions(module.model, *splits.values())
-
-    run.dir.mkdir(parents=True, exist_ok=True)
+    # Bad options fail above, before anything is written; the lock comes before the first write.
     try:
         lock = run.lock()
         lock.acquire()
@@ -56,7 +55,7 @@ def train(cfg: DictConfig, console=None, *, in_sweep: bool = False) -> Path:
         console.print(f"[yellow]skipping[/] {run.dir}: {e}")
         return run.dir
     try:
-        if run.finished:  # another process finished it while we prepared
+        if run.finished:  # another process finished it while we waited
             console.print(f"[bold]{run.dir}[/] already finished; nothing to do")
             return run.dir
         run.write_config()
