@@ -47,10 +47,28 @@ def check_locations(args: list[str]) -> None:
                               f"runs_root/<study>/<task>/<pe>/<overrides>/seed<k>; evaluations to <run>/evals/)")
 
 
+def check_folder(path: str, key: str) -> None:
+    """A folder lengen will create must not sit below a file or in a place it cannot write."""
+    import os
+
+    here = Path(path).absolute()
+    for parent in (here, *here.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{key}={path}: {parent} is a file, not a folder; pick another {key}")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ConfigError(f"{key}={path}: {parent} is not writable; pick another {key}")
+            return
+
+
 def precheck_train(args: list[str]) -> None:
     """Compose and validate a single run's config before Hydra starts (one line on any error)."""
     check_group_choices(args)
     check_locations(args)
+    roots = [a.split("=", 1)[1] for a in args if a.split("=", 1)[0].lstrip("+") == "runs_root"]
+    for root in roots[-1:] or ["runs"]:
+        if "," not in root:
+            check_folder(root, "runs_root")
     if "-m" in args or "--multirun" in args or any(a in INFO_FLAGS for a in args):
         return
     from lengen.compose import compose

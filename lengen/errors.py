@@ -38,6 +38,10 @@ def guarded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     except ConfigError as e:
         fail(" ".join(str(e).split()))
+    except OSError as e:  # read-only or missing folders, a file where a folder should be, a full disk
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        fail(f"cannot write or read{where}: {e.strerror or e}; check that the path is a writable folder "
+             f"with free space (runs go to runs_root=..., data to data.cache_dir=...)")
     except RunInterrupted as e:
         print(f"lengen: {e}. Rerun the same command to resume.", file=sys.stderr)
         sys.exit(128 + int(e.signum))

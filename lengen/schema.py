@@ -337,6 +337,7 @@ class WandbLoggerSchema(Section):
     project: Annotated[str, Text()]
     entity: Annotated[str | None, Nullable(Text())]
     group: Annotated[str | None, Nullable(Text())]
+    init_timeout: Annotated[float, Float(lo=0, lo_open=True), OPTIONAL]
 
 
 @dataclass

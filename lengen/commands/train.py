@@ -27,7 +27,7 @@ def train(cfg: DictConfig, console=None, *, in_sweep: bool = False) -> Path:
     from lengen.evaluation import evaluate_run, print_samples
     from lengen.lock import RunLocked
     from lengen.loggers import build_logger, log_results
-    from lengen.results import RESULTS_FILE, print_table, read_results, summary, write_results
+    from lengen.results import CONFIG_FILE, RESULTS_FILE, print_table, read_results, summary, write_results
     from lengen.rundir import Run
     from lengen.trainer import build_module, fit
 
@@ -35,8 +35,11 @@ def train(cfg: DictConfig, console=None, *, in_sweep: bool = False) -> Path:
     run = Run.from_cfg(cfg)
     run.guard()
     if run.finished:
+        rows = read_results(run.dir)  # a damaged file: one line naming it and the fix
+        if not (run.dir / CONFIG_FILE).exists():
+            run.write_config()  # a finished run always carries the config that made it
         console.print(f"[bold]{run.dir}[/] already finished; nothing to do (delete {RESULTS_FILE} to re-evaluate)")
-        print_table(read_results(run.dir), console)
+        print_table(rows, console)
         return run.dir
     if cfg.trainer.get("threads"):
         torch.set_num_threads(int(cfg.trainer.threads))

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lengen.errors import ConfigError
 from lengen.io import atomic_write
 
 RESULTS_FILE = "results.parquet"
@@ -98,11 +99,15 @@ def coerce(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_results(run_dir: Path) -> pd.DataFrame:
-    """The typed rows of one finished run (or evaluation) dir; ValueError with a short reason."""
+    """The typed rows of one finished run (or evaluation) dir; a ConfigError (a ValueError) with a
+    short reason and the fix when the file is damaged."""
     path = Path(run_dir) / RESULTS_FILE
     try:
         rows = pd.read_parquet(path, engine="pyarrow")
     except Exception as exc:  # damaged files raise many arrow/OS error types
-        raise ValueError(f"unreadable {path} ({type(exc).__name__}: {str(exc)[:120]}); "
-                         f"move it aside and rerun to regenerate it") from None
-    return coerce(rows)
+        raise ConfigError(f"unreadable {path} ({type(exc).__name__}: {' '.join(str(exc).split())[:120]}); "
+                          f"move it aside and rerun to regenerate it") from None
+    try:
+        return coerce(rows)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}; move it aside and rerun to regenerate it") from None
