@@ -94,7 +94,9 @@ class Run:
     @classmethod
     def from_dir(cls, run_dir: str | Path) -> Run:
         """A run that was trained: its stored ``config.yaml`` (one line if missing or damaged)."""
-        run_dir = Path(run_dir)
+        if isinstance(run_dir, bool) or not isinstance(run_dir, (str, Path, int)) or not str(run_dir):
+            raise ConfigError(f"run_dir={run_dir!r} must be the folder of a finished lengen train run")
+        run_dir = Path(str(run_dir))
         path = run_dir / CONFIG_FILE
         if not path.is_file():
             raise ConfigError(f"run_dir={run_dir} is not a lengen run directory (no {CONFIG_FILE} there)")

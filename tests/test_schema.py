@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf, open_dict
 
 from lengen import schema
-from lengen.compose import compose, conf_dir
+from lengen.compose import compose
+from lengen.config import conf_dir, validate
 from lengen.errors import ConfigError
 from lengen.schema import check, described_keys
 from tests.conftest import tiny_overrides
@@ -342,7 +343,7 @@ group = st.sampled_from(["task=reverse", "task=addition", "task=passkey", "model
 def test_any_overrides_give_success_or_one_line_config_error(overrides):
     try:
         cfg = compose("config", ["+pe=nope", *overrides])
-        check(cfg)
+        validate(cfg)  # the whole plan `lengen train` checks before any work (schema.check first)
     except ConfigError as e:
         msg = str(e)
         assert msg and len(msg.splitlines()) == 1 and "\n" not in msg and "\r" not in msg, msg
