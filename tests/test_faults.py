@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from lengen.results import CONFIG_FILE, RESULTS_FILE
@@ -127,7 +126,12 @@ def test_unwritable_runs_root(tmp_path, lengen_main, capsys, monkeypatch, code, 
 
 
 def test_same_run_started_twice_trains_once(tmp_path):
-    args = ["train", "+pe=nope", *tiny_overrides(tmp_path, **{"trainer.max_steps": 150, "trainer.val_every": 75})]
+    """The second start is refused while the first trains (which is long enough never to finish
+    first: it is stopped with SIGINT afterwards and releases its lock)."""
+    import signal
+
+    args = ["train", "+pe=nope", *tiny_overrides(tmp_path, **{"trainer.max_steps": 100000,
+                                                               "trainer.val_every": 50000})]
     first = spawn_lengen(*args)
     run_dir = None
     deadline = time.time() + 240
@@ -140,10 +144,12 @@ def test_same_run_started_twice_trains_once(tmp_path):
     assert run_dir is not None, "the first run never started training"
     second = _lengen(*args)
     _one_line(second, str(run_dir), "in use by pid")
+    assert first.poll() is None, "the first run must still be training"
+    first.send_signal(signal.SIGINT)
     out, _ = first.communicate(timeout=300)
-    assert first.returncode == 0, out[-2000:]
-    rows = pd.read_parquet(run_dir / RESULTS_FILE)
-    assert len(rows) and not (run_dir / ".lock").exists()
+    assert first.returncode == 128 + signal.SIGINT, out[-2000:]
+    assert (run_dir / "checkpoints" / "last.ckpt").exists() and not (run_dir / RESULTS_FILE).exists()
+    assert not (run_dir / ".lock").exists()
 
 
 def test_w_and_b_unreachable_falls_back_to_offline(tmp_path):
