@@ -32,6 +32,20 @@ def token_scores(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.
     }
 
 
+def per_token_accuracy(s: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Delétang et al. (2023)'s per-token accuracy of one example: the share of its target symbols
+    predicted right, the end-of-sequence token left out (the benchmark scores no such token; an empty
+    target is scored by its end token alone). Averaged per length, then over the test lengths, it is the
+    Chomsky-hierarchy benchmark's score.
+    """
+    mask, correct = s["mask"], s["correct"]
+    last = mask & (mask.long().cumsum(-1) == mask.sum(-1, keepdim=True))  # the end-of-sequence label
+    body = mask & ~last
+    n = body.sum(-1)
+    share = (correct & body).sum(-1).float() / n.clamp_min(1).float()
+    return torch.where(n > 0, share, (correct & last).any(-1).float())
+
+
 #: result column -> per-example value from :func:`token_scores` (averaged per length and group).
 EXAMPLE_METRICS: dict[str, Callable[[dict[str, torch.Tensor]], torch.Tensor]] = {
     "exact_match": lambda s: s["exact"],

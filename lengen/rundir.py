@@ -181,10 +181,25 @@ class Run:
 
     def write_meta(self) -> dict[str, Any]:
         """Record the hardware and software the run trained on (bit-reproducibility holds only there)."""
-        from lengen.hardware import hardware_info
+        from lengen.hardware import hardware_info, same_hardware
 
         meta = {"hardware": hardware_info()}
-        atomic_text(self.dir / META_FILE, yaml.safe_dump(meta, sort_keys=False))
+        path = self.dir / META_FILE
+        try:
+            old = yaml.safe_load(path.read_text()) if path.exists() else None
+        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+            old = None
+        if isinstance(old, dict) and isinstance(old.get("hardware"), dict):
+            # A resumed run keeps where it started; a run that moved machines says so.
+            first = old.get("started_on", old["hardware"])
+            if not same_hardware(first, meta["hardware"]):
+                import warnings
+
+                warnings.warn(f"{self.dir} started on {first.get('label')} and resumes on "
+                              f"{meta['hardware'].get('label')}: its numbers are not bit-reproducible",
+                              stacklevel=2)
+                meta["started_on"] = first
+        atomic_text(path, yaml.safe_dump(meta, sort_keys=False, allow_unicode=True))
         return meta
 
     # -- data and model --------------------------------------------------------------------------

@@ -19,12 +19,11 @@ from lengen.checkpoint_io import AtomicCheckpointIO
 from lengen.data.batching import TokenStore, TrainBatches, eval_batches
 from lengen.errors import ConfigError
 from lengen.interrupt import GracefulInterrupt
-from lengen.progress import ProgressFile
+from lengen.progress import PROGRESS_FILE, ProgressFile
 from lengen.rundir import Run
 from lengen.training import LengenModule
 
 OPTIM_KEYS = ("lr", "weight_decay", "betas", "warmup", "schedule", "min_lr_ratio", "max_steps")
-PROGRESS_FILE = "progress.json"
 
 
 def build_module(run: Run, vocab_size: int) -> LengenModule:

@@ -36,7 +36,7 @@ TARGET_SPEEDUP, TARGET_SWEEP = 2.5, 0.10
 def decisive_model(pe: str, vocab: int, length: int):
     import torch
 
-    from lengen.training import build_model
+    from lengen.model.build import build_model
 
     torch.manual_seed(0)
     model = build_model(C.BENCH_MODEL, C.pe_cfg(pe, length), vocab).eval()
@@ -49,8 +49,8 @@ def teacher_vs_greedy(pe: str, length: int, batch: int, vocab: int, repeats: int
     import torch
 
     from lengen.data.batching import IGNORE
+    from lengen.metrics import token_scores
     from lengen.model.generation import greedy_generate
-    from lengen.training import token_scores
 
     model = decisive_model(pe, vocab, length)
     n_prompt = length // 2
@@ -93,7 +93,8 @@ def copy_sweep(args) -> dict:
     from lengen.data.batching import TokenStore, TrainBatches
     from lengen.data.dataset import TaskData
     from lengen.evaluation import evaluate
-    from lengen.training import LengenModule, build_model
+    from lengen.model.build import build_model
+    from lengen.training import LengenModule
 
     task_cfg = C.conf_yaml("task", "copy")
     eval_cfg = C.conf_yaml("eval", "default")
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
     C.set_threads(args.threads)
     console = Console(width=max(Console().width, 120))
     t0 = time.perf_counter()
-    out: dict = {"tf_vs_greedy": {}}
+    out: dict = {"hardware": C.hardware()["label"], "tf_vs_greedy": {}}
     table = Table(title=f"teacher-forced scoring vs KV-cache greedy decoding, batch {args.batch}, prompt = target "
                         f"= L/2, fp32 (same per-example exact match asserted)")
     for col in ("PE", "L", "teacher-forced tok/s", "greedy tok/s", "teacher s", "greedy s", "speed-up",

@@ -3,7 +3,10 @@
     python scripts/bench_memory.py [--lengths 2048 4096 8192 16384] [--pes nope t5 ...] [--threads 2]
 
 Each (PE, length) runs in a fresh subprocess: on CPU the figure is the process RSS high-water mark
-(``ru_maxrss``) after the forward minus the RSS just before it (model and inputs already built);
+after the forward minus the RSS just before it (model and inputs already built). On Linux that is
+``VmHWM`` of ``/proc/self/status``, reset to the current RSS just before the forward (``clear_refs``);
+not ``ru_maxrss``, which a child inherits from the process that forked it (a benchmark started from
+a 500 MB pytest process would report 500 MB at every length). Elsewhere ``ru_maxrss``;
 on CUDA it is ``torch.cuda.max_memory_allocated`` minus the allocation before the forward. The model
 is the benchmark shape (4 layers, d_model 256, 4 heads, d_ff 1024) in eval mode under
 ``torch.inference_mode``. Target (issue 5): attention-bias PEs within 1.5x of nope at 16k tokens.
@@ -31,21 +34,46 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def measure_one(pe: str, length: int, vocab: int, threads: int, device: str) -> dict:
-    """Runs inside the child process: build, forward once, report the peak above the baseline."""
+def _reset_peak_rss() -> None:
+    """Reset this process's ``VmHWM`` to its current RSS (Linux >= 4.0; a no-op elsewhere)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_bytes() -> int:
+    """``VmHWM`` (this process's own peak since the last reset), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     import resource
 
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+
+
+def measure_one(pe: str, length: int, vocab: int, threads: int, device: str) -> dict:
+    """Runs inside the child process: build, forward once, report the peak above the baseline."""
     import torch
+
+    from lengen.model.build import build_model
 
     C.set_threads(threads)
     torch.manual_seed(0)
-    model = C.build_bench_model(pe, vocab, max_len=length).to(device).eval()
+    model = build_model(C.BENCH_MODEL, C.pe_cfg(pe, length), vocab).to(device).eval()
     ids = torch.randint(0, vocab, (1, length), device=device)
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
     else:
+        _reset_peak_rss()
         before = _rss_bytes()
     t = time.perf_counter()
     with torch.inference_mode():
@@ -55,7 +83,7 @@ def measure_one(pe: str, length: int, vocab: int, threads: int, device: str) -> 
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - before
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+        peak = _peak_rss_bytes() - before
     assert torch.isfinite(logits).all()
     return {"pe": pe, "length": length, "peak_mb": max(peak, 0) / 2**20, "seconds": seconds}
 
@@ -109,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
                       f"{results[pe, longest]['seconds']:.2f}")
     console.print(table)
     console.print(f"{C.machine_line()}; model {C.BENCH_MODEL}")
-    return {f"{pe}@{n}": r for (pe, n), r in results.items()}
+    return {"hardware": C.hardware()["label"], "device": device, **{f"{pe}@{n}": r for (pe, n), r in results.items()}}
 
 
 if __name__ == "__main__":

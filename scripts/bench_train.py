@@ -7,7 +7,7 @@ Subjects, measured side by side in one process and alternated round by round (th
 medians over every timed step, so a busy machine slows all of them alike):
 
 - **lengen**: ``LengenModule`` (``build_model`` from the PE's ``conf/pe`` defaults) trained by a
-  Lightning ``Trainer`` configured as in ``lengen.run.train`` (gradient clipping 1.0, deterministic,
+  Lightning ``Trainer`` configured as in ``lengen train`` (gradient clipping 1.0, deterministic,
   32-true) without logger, progress bar or checkpointing; one warm-up step per fit, then the wall
   time between consecutive batch starts (data fetch, forward, backward, clipping, AdamW, logging).
 - **bare**: the same model in a bare PyTorch loop (forward, cross-entropy, backward,
@@ -97,7 +97,8 @@ class BareLoop:
 def fixed_length(args, vocab: int, console) -> dict:
     import torch
 
-    from lengen.training import LengenModule, build_model
+    from lengen.model.build import build_model
+    from lengen.training import LengenModule
 
     optim = C.optim_cfg()
     results: dict = {}
@@ -291,8 +292,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=1, help="timed steps per subject per round")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
-                        help="also time nope with trainer.precision=bf16-mixed (auto: only on CUDA or a CPU "
-                             "with native bf16; emulated bf16 on AVX2 is ~30x slower and takes minutes)")
+                        help="also time nope with trainer.precision=bf16-mixed (auto: on CUDA or a CPU with "
+                             "native bf16 -- avx512_bf16 / amx_bf16; elsewhere bf16 is emulated, ~30x slower)")
     parser.add_argument("--no-gpt2", dest="gpt2", action="store_false", help="skip the GPT-2 reference")
     parser.add_argument("--no-real", dest="real", action="store_false", help="skip the real-data part")
     parser.add_argument("--tasks", nargs="+", default=None, help="tasks for the padding table (default: all)")
@@ -302,16 +303,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--vocab", type=int, default=20)
     args = parser.parse_args(argv)
     args.tasks = args.tasks or task_names()
-    args.bf16 = args.bf16 == "on" or (args.bf16 == "auto" and C.native_bf16())
+    hw = C.hardware()
+    args.bf16, bf16_reason = C.bf16_choice(args.bf16, hw)
 
     from rich.console import Console
 
     C.quiet_lightning()
     C.set_threads(args.threads)
     console = Console(width=max(Console().width, 130))
+    console.print(f"processor: {hw['label']}; bf16-mixed: {bf16_reason}")
     t0 = time.perf_counter()
     res = fixed_length(args, args.vocab, console)
-    summary = {"fixed": print_fixed(res, args, console), "peak": res["peak"]}
+    summary = {"hardware": hw["label"], "bf16": {"measured": args.bf16, "reason": bf16_reason},
+               "fixed": print_fixed(res, args, console), "peak": res["peak"]}
     if args.real:
         summary.update(real_data(args, console))
     console.print(f"{C.machine_line()}; model {C.BENCH_MODEL}; total {time.perf_counter() - t0:.0f}s")

@@ -13,6 +13,8 @@ LETTERS: tuple[str, ...] = tuple(string.ascii_lowercase) + tuple(string.ascii_up
 
 def symbol_vocabulary(spec: int | Sequence[str], what: str = "task.symbols") -> tuple[str, ...]:
     """An int N means the first N letters (a-z, then A-Z); a list is taken as given."""
+    if isinstance(spec, bool) or not isinstance(spec, (int, Sequence)) or isinstance(spec, str):
+        raise TaskConfigError(f"{what}={spec!r} must be a number of symbols (1..{len(LETTERS)}) or a list of symbols")
     if isinstance(spec, int):
         if not 1 <= spec <= len(LETTERS):
             raise TaskConfigError(f"{what}={spec} is out of range; use 1..{len(LETTERS)} or a list of symbols")

@@ -1,15 +1,20 @@
-"""The benchmark scripts run end to end with tiny arguments (numbers are not checked, only that
-every part executes and returns its summary). GPT-2 is optional: without ``transformers`` the
-scripts print "n/a" in its column, so this test never needs it."""
+"""The benchmark scripts run end to end with tiny arguments and return real measurements: every
+throughput and ratio is finite and positive, the eval check agrees with greedy decoding, peak memory
+grows with the sequence length and covers a tensor the forward must hold, and every output names
+the processor (``lengen.hardware`` label). GPT-2 is optional: without ``transformers`` the scripts
+print "n/a" in its column, so this test never needs it."""
 
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from lengen.hardware import hardware_info
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -22,12 +27,8 @@ def load(name: str):
     return module
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_state():
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic)
+def positive(*xs: float) -> bool:
+    return all(isinstance(x, float | int) and math.isfinite(x) and x > 0 for x in xs)
 
 
 def test_bench_train_smoke(tmp_path, monkeypatch):
@@ -37,10 +38,35 @@ def test_bench_train_smoke(tmp_path, monkeypatch):
         "--threads", "1", "--no-gpt2", "--bf16", "on", "--tasks", "copy", "--real-n", "200", "--pad-batches", "2",
         "--real-steps", "1",
     ])
+    assert out["hardware"] == hardware_info()["label"]
+    assert out["bf16"] == {"measured": True, "reason": "forced by --bf16 on"}
     assert set(out["fixed"]) == {"nope@8", "t5@8", "bf16@8"}
-    assert out["fixed"]["nope@8"]["vs_gpt2"] is None
-    assert 0 <= out["padding"]["copy"]["packed"] < 1
-    assert out["real"]["t5"]["useful_tok_s"] > 0
+    for key in ("nope@8", "t5@8"):
+        r = out["fixed"][key]
+        assert r["vs_gpt2"] is None
+        assert positive(r["tok_s"], r["vs_bare"], r["gflops"], r["of_peak"], r["step_vs_nope"]), r
+        assert r["of_peak"] < 1.5  # a tiny model cannot beat the measured matmul peak
+    assert out["fixed"]["nope@8"]["step_vs_nope"] == 1.0
+    assert positive(out["fixed"]["bf16@8"]["tok_s"], out["fixed"]["bf16@8"]["speedup"], out["peak"])
+    assert 0 <= out["padding"]["copy"]["packed"] < 1 and 0 <= out["padding"]["copy"]["bucketed"] < 1
+    real = out["real"]["t5"]
+    assert positive(real["tok_s"], real["useful_tok_s"], real["samples_s"], real["pipeline_samples_s"])
+    assert real["useful_tok_s"] <= real["tok_s"]
+
+
+def test_bf16_is_measured_by_capability():
+    common = load("_bench_common")
+    cpu = {"model": "AMD EPYC 7763", "simd": ["avx2"], "native_bf16": False}
+    measure, why = common.bf16_choice("auto", {"cpu": cpu, "gpu": None})
+    assert not measure and "AMD EPYC 7763 has no native bf16" in why
+    amx = {"model": "Intel Xeon Platinum 8480+", "simd": ["avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"],
+           "native_bf16": True}
+    assert common.bf16_choice("auto", {"cpu": amx, "gpu": None}) == (
+        True, "native bf16 on this CPU (avx512_bf16, amx_bf16)")
+    assert common.bf16_choice("auto", {"cpu": cpu, "gpu": {"names": ["NVIDIA H100"]}})[0]
+    assert common.bf16_choice("off", {"cpu": amx, "gpu": None})[0] is False
+    assert common.bf16_choice("on", {"cpu": cpu, "gpu": None})[0] is True
+    assert hardware_info()["label"] in common.machine_line()
 
 
 def test_bench_eval_smoke():
@@ -48,15 +74,27 @@ def test_bench_eval_smoke():
         "--lengths", "12", "--batch", "2", "--pes", "nope", "alibi", "rope", "--repeats", "1", "--threads", "1",
         "--no-sweep",
     ])
+    assert out["hardware"] == hardware_info()["label"]
     assert set(out["tf_vs_greedy"]) == {"nope@12", "alibi@12", "rope@12"}
-    assert out["tf_vs_greedy"]["rope@12"]["exact_match"] == 0.5
+    for r in out["tf_vs_greedy"].values():
+        # even rows are the greedy continuation, odd rows have one token changed: exactly half right
+        assert r["exact_match"] == 0.5, r
+        assert positive(r["teacher_tok_s"], r["greedy_tok_s"], r["teacher_s"], r["greedy_s"], r["speedup"]), r
 
 
 def test_bench_memory_smoke():
-    out = load("bench_memory").main(["--lengths", "64", "--pes", "t5", "rope", "--threads", "1",
+    """Peak memory of a forward at 2048 tokens covers at least the FFN activation it must hold
+    (2048 x d_ff fp32 = 8 MiB) and exceeds that at 256 tokens."""
+    common = load("_bench_common")
+    out = load("bench_memory").main(["--lengths", "256", "2048", "--pes", "t5", "--threads", "1",
                                      "--device", "cpu"])
-    assert set(out) == {"t5@64", "rope@64"}
-    assert all(r["peak_mb"] >= 0 for r in out.values())
+    assert out["hardware"] == hardware_info()["label"] and out["device"] == "cpu"
+    assert set(out) == {"hardware", "device", "t5@256", "t5@2048"}
+    short, long = out["t5@256"], out["t5@2048"]
+    ffn_mb = 2048 * common.BENCH_MODEL["d_ff"] * 4 / 2**20
+    assert long["peak_mb"] >= ffn_mb, out
+    assert long["peak_mb"] > short["peak_mb"], out
+    assert positive(short["seconds"], long["seconds"])
 
 
 @pytest.mark.parametrize("pe", [{"name": "t5"}, {"name": "t5", "shared": False}, {"name": "alibi"}])

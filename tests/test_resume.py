@@ -1,19 +1,25 @@
 """Interrupt a real ``lengen train`` process and rerun it: it resumes from ``last.ckpt`` and ends
-with exactly the result rows of an uninterrupted run with the same seed."""
+with exactly the result rows of an uninterrupted run with the same seed. The signal is sent once
+``progress.json`` shows training under way with most steps still to go (no race with the end of
+training), and the test checks it really landed before ``max_steps``."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import spawn_lengen, tiny_overrides
+from lengen.progress import ProgressFile, read_progress
+from tests.conftest import spawn_lengen, tiny_overrides, wait_for_progress
 
-STEPS = {"trainer.max_steps": 240, "trainer.val_every": 20, "data.n_train": 2000}
+MAX_STEPS = 240
+STEPS = {"trainer.max_steps": MAX_STEPS, "trainer.val_every": 20, "data.n_train": 2000}
+#: the signal goes out at this step; MAX_STEPS - CUT_AT steps (~3 s here) remain, so it lands mid-training
+CUT_AT = 3
 
 
 def lengen(root: Path) -> subprocess.Popen:
@@ -25,29 +31,32 @@ def results(root: Path) -> pd.DataFrame:
     return pd.read_parquet(path).drop(columns=["run_id"])
 
 
+def progress_path(root: Path) -> Path | None:
+    return next((root / "runs").rglob("progress.json"), None)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> pd.DataFrame:
     root = tmp_path_factory.mktemp("ref")
     ref = lengen(root)
     out, _ = ref.communicate(timeout=600)
     assert ref.returncode == 0, out
+    assert read_progress(progress_path(root)) == {"step": MAX_STEPS, "max_steps": MAX_STEPS}
     return results(root)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_run_resumes_to_identical_results(tmp_path, sig, reference):
-
     root = tmp_path / "cut"
     proc = lengen(root)
-    deadline = time.monotonic() + 300
-    while not list((root / "runs").rglob("last.ckpt")):  # training is under way
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_progress(proc, lambda: progress_path(root), CUT_AT)
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 128 + sig, out
     assert "Rerun the same command to resume" in out
+    stopped = int(re.search(r"interrupted by \w+ at step (\d+)", out).group(1))
+    assert CUT_AT <= stopped < MAX_STEPS, out  # the signal really landed mid-training
+    assert read_progress(progress_path(root))["step"] == stopped
     assert not list((root / "runs").rglob("results.parquet"))
 
     again = lengen(root)
@@ -55,3 +64,35 @@ def test_interrupted_run_resumes_to_identical_results(tmp_path, sig, reference):
     assert again.returncode == 0, out
     assert "resuming from" in out
     pd.testing.assert_frame_equal(results(root), reference)
+
+
+class FakeTrainer:
+    """The attributes of ``lightning.Trainer`` that :class:`ProgressFile` reads."""
+
+    def __init__(self, max_steps: int) -> None:
+        self.global_step, self.max_steps, self.is_global_zero = 0, max_steps, True
+
+
+def test_progress_file_is_written_every_n_steps_and_at_the_ends(tmp_path):
+    run_dir = tmp_path / "run"
+    cb, trainer = ProgressFile(run_dir / "progress.json", every=2), FakeTrainer(max_steps=5)
+    assert read_progress(run_dir) is None
+    cb.on_train_start(trainer, None)
+    seen = [read_progress(run_dir)]
+    for step in range(1, 6):
+        trainer.global_step = step
+        cb.on_train_batch_end(trainer, None, None, None, step - 1)
+        seen.append(read_progress(run_dir))
+    assert [r["step"] for r in seen] == [0, 0, 2, 2, 4, 4]
+    cb.on_train_end(trainer, None)
+    assert read_progress(run_dir / "progress.json") == {"step": 5, "max_steps": 5}
+    trainer.global_step = 3  # an exception (interrupt) records where training stopped
+    cb.on_exception(trainer, None, RuntimeError("stop"))
+    assert read_progress(run_dir)["step"] == 3
+    assert [p.name for p in run_dir.iterdir()] == ["progress.json"]  # atomic: no temporaries left
+    trainer.is_global_zero = False
+    trainer.global_step = 4
+    cb.on_train_end(trainer, None)
+    assert read_progress(run_dir)["step"] == 3  # only rank 0 writes
+    with pytest.raises(ValueError):
+        ProgressFile(run_dir / "p.json", every=0)

@@ -137,7 +137,7 @@ BAD = [
     ("model.heads", 4, ["unknown key model.heads; valid keys of model: activation, bias"]),
     ("data.n_test", 4, ["unknown key data.n_test; valid keys of data: bucket_batches, cache_dir"]),
     ("eval.max_length", 4, ["unknown key eval.max_length; valid keys of eval:"]),
-    ("logger.mode ", 4, ["unknown key logger.'mode '; valid keys of logger: entity, group, mode, name, project"]),
+    ("logger.mode ", 4, ["unknown key logger.'mode '; valid keys of logger: entity, group, init_timeout, mode, name, project"]),
 ]
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
 from hydra import compose, initialize_config_module
 
-from tests.conftest import spawn_lengen, tiny_overrides
+from lengen.progress import read_progress
+from tests.conftest import spawn_lengen, tiny_overrides, wait_for_progress
 
 FAST = {"trainer.max_steps": 10, "trainer.val_every": 10, "data.n_train": 200, "task.eval_max": 8}
 
@@ -45,8 +45,11 @@ def sweep_rows(root: Path) -> pd.DataFrame:
 def test_killed_sweep_job_resumes_from_its_checkpoint(tmp_path):
     """SIGKILL (no chance to save anything) while the second job of a sweep trains, then relaunch the
     same sweep: the finished job is skipped, the cut one resumes from its periodic last.ckpt, and every
-    result row equals an uninterrupted sweep's."""
-    steps = {"trainer.max_steps": 120, "trainer.val_every": 20, "data.n_train": 2000}
+    result row equals an uninterrupted sweep's. The kill waits for ``progress.json`` to show the t5 job
+    past its first periodic checkpoint (step 20) with most of its steps to go, and the test checks it
+    really landed before ``max_steps``."""
+    max_steps, val_every = 160, 20
+    steps = {"trainer.max_steps": max_steps, "trainer.val_every": val_every, "data.n_train": 2000}
 
     def sweep(root: Path) -> subprocess.Popen:
         return spawn_lengen("train", "-m", "+pe=nope,t5", *tiny_overrides(root, **steps))
@@ -57,14 +60,17 @@ def test_killed_sweep_job_resumes_from_its_checkpoint(tmp_path):
 
     root = tmp_path / "cut"
     proc = sweep(root)
-    deadline = time.monotonic() + 300
-    while not list((root / "runs").glob("*/copy/t5/*/seed1/checkpoints/last.ckpt")):
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+
+    def t5_progress() -> Path | None:
+        """The t5 job's progress.json once its periodic last.ckpt exists."""
+        run = next((root / "runs").glob("*/copy/t5/*/seed1"), None)
+        return run / "progress.json" if run and (run / "checkpoints" / "last.ckpt").exists() else None
+
+    wait_for_progress(proc, t5_progress, val_every + 1)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
+    assert val_every < read_progress(t5_progress())["step"] < max_steps  # killed mid-training, past a checkpoint
     assert [p.parts[-4] for p in finished(root)] == ["nope"]  # t5 was cut before writing results
 
     again = sweep(root)

@@ -3,6 +3,7 @@ teacher-forced scoring equals greedy generation, reruns skip, ``lengen eval`` re
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -12,8 +13,8 @@ import yaml
 
 from lengen.data.dataset import TaskData
 from lengen.evaluation import generate_targets, score_examples
-from lengen.training import build_model
-from tests.conftest import tiny_overrides
+from lengen.model.build import build_model
+from tests.conftest import global_state_restored, tiny_overrides
 
 LEARN = {
     "task.symbols": 8,
@@ -24,8 +25,9 @@ LEARN = {
     "model.n_heads": 4,
     "model.n_layers": 2,
     "model.d_ff": 128,
-    "trainer.max_steps": 400,
-    "trainer.val_every": 100,
+    # 800 steps: every measured seed saturates in range (at 400 steps seeds 5 and 7 reached only 0.686)
+    "trainer.max_steps": 800,
+    "trainer.val_every": 200,
     "trainer.batch_size": 32,
     "trainer.lr": 3e-3,
     "data.n_train": 4000,
@@ -44,7 +46,8 @@ def learned_run(tmp_path_factory) -> Path:
     argv = ["train", "+pe=rope", *tiny_overrides(root, **LEARN)]
     old = sys.argv
     try:
-        assert cli.main(argv) == 0
+        with global_state_restored():  # module-scoped: the per-test autouse restore does not cover it
+            assert cli.main(argv) == 0
     finally:
         sys.argv = old
     (run_dir,) = {p.parent for p in (root / "runs").rglob("results.parquet")}
@@ -70,7 +73,10 @@ def test_tiny_model_learns_copy(learned_run: Path):
     rows = pd.read_parquet(learned_run / "results.parquet")
     inside = rows[rows["in_range"]]
     em = (inside["exact_match"] * inside["n"]).sum() / inside["n"].sum()
-    assert em >= 0.9, rows[["eval_length", "exact_match"]]
+    # In-range EM of this recipe (800 steps), seeds 0-7 on an AMD EPYC (avx2), torch 2.13.0+cpu, 2026-11-27:
+    # 1.000 1.000 0.986 0.993 1.000 0.993 1.000 1.000 (worst 0.986; 400 steps: worst 0.686, hence 800).
+    # Untrained model: 0.000 (seeds 0-3). Threshold 0.8: 0.186 below the worst seed, far above 0.
+    assert em >= 0.8, rows[["eval_length", "exact_match"]]
 
 
 def test_teacher_forced_equals_greedy_generation(learned_run: Path):
@@ -87,6 +93,7 @@ def test_teacher_forced_equals_greedy_generation(learned_run: Path):
     generated = generate_targets(model, test, data.tokenizer, list(range(len(test))))
     greedy = [generated[i] == test[i]["target"] for i in range(len(test))]
     assert forced.tolist() == greedy
+    # right and wrong examples on every measured seed (0-7): EM ~1.0 at lengths 2-6, 0.000 at 8-9
     assert 0 < sum(greedy) < len(greedy), "need both right and wrong examples for a meaningful check"
 
 
@@ -110,14 +117,24 @@ def test_eval_at_new_lengths(learned_run: Path, lengen_main):
 
 
 def test_run_dir_with_different_config_is_refused(learned_run: Path, lengen_main, capsys):
-    cfg = yaml.safe_load((learned_run / "config.yaml").read_text())
-    root = Path(cfg["runs_root"]).parent
+    """The same command finding a run dir made with another config (a default changed since, or the
+    dir was edited) stops with one line and leaves the run alone."""
+    cfg_path = learned_run / "config.yaml"
+    original = cfg_path.read_text()
+    stored = yaml.safe_load(original)
+    root = Path(stored["runs_root"]).parent
+    stored["model"]["d_ff"] = 96
     ckpt = learned_run / "checkpoints" / "last.ckpt"
-    stamp = ckpt.stat().st_mtime_ns
-    status = lengen_main("train", "+pe=rope", *tiny_overrides(root, **LEARN), "model.d_ff=96",
-                         f"hydra.run.dir={learned_run}", f"run_dir={learned_run}")
+    stamp, cfg_stat = ckpt.stat().st_mtime_ns, cfg_path.stat()
+    cfg_path.write_text(yaml.safe_dump(stored))
+    try:
+        status = lengen_main("train", "+pe=rope", *tiny_overrides(root, **LEARN))
+    finally:  # the module's run dir is shared: put it back exactly
+        cfg_path.write_text(original)
+        os.utime(cfg_path, ns=(cfg_stat.st_atime_ns, cfg_stat.st_mtime_ns))
     assert status == 2
-    assert "different run" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "different run" in err and "model" in err
     assert ckpt.stat().st_mtime_ns == stamp
 
 
@@ -139,7 +156,13 @@ def test_tiny_model_learns_sorting(tmp_path, lengen_main):
     (path,) = (tmp_path / "runs").rglob("results.parquet")
     rows = pd.read_parquet(path)
     inside = rows[rows["in_range"]]
-    assert (inside["exact_match"] * inside["n"]).sum() / inside["n"].sum() >= 0.8, rows
+    em = (inside["exact_match"] * inside["n"]).sum() / inside["n"].sum()
+    # In-range EM (lengths 1-5, 800 steps), seeds 0-7 on an AMD EPYC (avx2), torch 2.13.0+cpu, 2026-11-27:
+    # 0.852 0.930 0.887 0.868 0.876 0.878 0.886 0.879 (worst 0.852; at 400 steps 0.739-0.807, and 0.789 on
+    # an Intel AVX-512 machine against the old threshold 0.8). Untrained model: 0.000; echoing the input
+    # (right only for already-sorted lists): 0.19-0.27. Threshold 0.65: 0.20 below the worst seed, 0.38
+    # above the echo strategy.
+    assert em >= 0.65, rows
 
 
 def test_addition_formats_and_passkey_depths_end_to_end(tmp_path, lengen_main):

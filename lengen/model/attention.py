@@ -7,9 +7,17 @@ dense ``[heads, L, L]`` tensor. For PEs whose bias is a function of ``q_pos - k_
 ``distance_bias``) a long context builds one ``[heads, distances]`` table per forward (per layer
 only when not shared) and cuts every query block out of it; with the usual contiguous positions a
 block is a single copy of sliding windows of that table, the causal mask folded in as ``-inf``.
+
+Evaluation-time methods (``lengen.extend``) reach attention through :class:`AttentionOverride`:
+a logit scale (temperature, YaRN's attention factor) and a :class:`Band` (LM-Infinite,
+Self-Extend, sliding windows), which :class:`BandedAttention` runs block by block of queries
+against only the keys the block may see, so no dense ``[heads, L, L]`` tensor is ever built.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -128,6 +136,150 @@ class AttentionBias:
             yield qs, qe, self._build(qs, qe, layer)
 
 
+FarPositions = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Band:
+    """Which keys a query sees, and at which positions (evaluation-time attention patterns).
+
+    A key at distance ``d = q_pos - k_pos`` with ``0 <= d < window`` is *near* and seen at the real
+    positions. A farther key is seen only when ``far`` is ``"all"`` (Self-Extend) or when it is one
+    of the first ``n_global`` positions and ``far`` is ``"global"`` (LM-Infinite), and then as if
+    the query sat at ``far_q(q_pos)`` and the key at ``far_k(k_pos)``; ``far="none"`` is a sliding
+    window. Position ids are assumed ascending along the keys (as in a forward or a KV cache).
+    """
+
+    window: int
+    far: str = "none"
+    n_global: int = 0
+    far_q: FarPositions | None = None
+    far_k: FarPositions | None = None
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ValueError(f"a band needs window >= 1, got {self.window}")
+        if self.far not in ("none", "global", "all"):
+            raise ValueError(f"Band.far must be none, global or all, got {self.far!r}")
+        if self.far != "none" and (self.far_q is None or self.far_k is None):
+            raise ValueError("a band with far keys needs far_q and far_k")
+
+    def active(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> bool:
+        """False when every query-key distance is inside the window (then attention is unchanged)."""
+        return int(q_pos.max()) - int(k_pos.min()) >= self.window
+
+    def visible(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(near, far)`` boolean ``[B|1, Lq, Lk]`` masks of the pairs seen in each branch."""
+        d = q_pos[:, :, None] - k_pos[:, None, :]
+        near = (d >= 0) & (d < self.window)
+        far = d >= self.window
+        if self.far == "none":
+            far = torch.zeros_like(far)
+        elif self.far == "global":
+            far = far & (k_pos[:, None, :] < self.n_global)
+        return near, far
+
+
+class BandedAttention:
+    """Per-forward attention under a :class:`Band`, one block of queries at a time.
+
+    Each block attends to the near keys ``(q_pos - window, q_pos]`` and the far keys of its band
+    only. Rotary PEs see far keys at remapped positions: queries and keys are rotated on by the
+    position change, and one attention call handles both branches by concatenating head dims
+    (``[q_near, q_far] . [k_near, 0]`` for near keys, ``. [0, k_far]`` for far ones). Bias PEs get
+    the bias of the remapped positions for far pairs. The per-block key span is bounded by
+    ``max_elements``, as for :class:`AttentionBias`.
+    """
+
+    def __init__(self, pe: PositionalEncoding, band: Band, q_pos: torch.Tensor, k_pos: torch.Tensor, past: int,
+                 dtype: torch.dtype, max_elements: int) -> None:
+        self.pe, self.band, self.q_pos, self.k_pos, self.past, self.dtype = pe, band, q_pos, k_pos, past, dtype
+        lq, lk = q_pos.shape[-1], k_pos.shape[-1]
+        # keys ascending and shared by the batch: each block needs a contiguous slice of them
+        self._row = k_pos[0] if k_pos.shape[0] == 1 else None
+        far_keys = {"none": 0, "global": band.n_global, "all": lk}[band.far]
+        per_query = pe.n_heads * max(q_pos.shape[0], 1)
+        block = max(1, min(lq, band.window))
+        while block > 1 and per_query * block * (block + band.window + far_keys) > max_elements:
+            block //= 2
+        self.block = block
+        self._far_q: torch.Tensor | None = None
+        self._far_k: torch.Tensor | None = None
+        if band.far != "none":
+            self._far_q, self._far_k = band.far_q(q_pos), band.far_k(k_pos)
+
+    def _span(self, value: int, *, right: bool = False) -> int:
+        """Number of keys with position < ``value`` (all of them when positions differ per row)."""
+        if self._row is None:
+            return 0 if not right else self.k_pos.shape[-1]
+        return int(torch.searchsorted(self._row, torch.tensor(value, device=self._row.device)))
+
+    def key_ranges(self, qs: int, qe: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Key index ranges ``(near, far)`` that queries ``[qs, qe)`` may see."""
+        qp = self.q_pos[:, qs:qe]
+        lo_pos, hi_pos = int(qp.min()), int(qp.max())
+        ke = self.past + qe
+        near = (min(self._span(lo_pos - self.band.window + 1), ke), ke) if self._row is not None else (0, ke)
+        if self.band.far == "none":
+            return near, (0, 0)
+        end = min(self._span(hi_pos - self.band.window + 1, right=True), ke)
+        if self.band.far == "global":
+            end = min(end, self._span(self.band.n_global, right=True))
+        return near, (0, max(end, 0))
+
+    def masks(self, qs: int, qe: int) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int], tuple[int, int]]:
+        """Boolean ``[B|1, 1, nq, n_near]`` and ``[B|1, 1, nq, n_far]`` masks of a query block."""
+        (a, b), (c, d) = self.key_ranges(qs, qe)
+        qp = self.q_pos[:, qs:qe]
+        near, _ = self.band.visible(qp, self.k_pos[:, a:b])
+        _, far = self.band.visible(qp, self.k_pos[:, c:d])
+        return near[:, None], far[:, None], (a, b), (c, d)
+
+    def _logits_mask(self, q_pos: torch.Tensor, k_pos: torch.Tensor, seen: torch.Tensor,
+                     layer: int) -> torch.Tensor:
+        """The boolean mask itself, or for a bias PE the bias of these positions with ``-inf`` unseen."""
+        if not self.pe.has_bias:
+            return seen
+        return self.pe.bias(q_pos, k_pos, layer).to(self.dtype).masked_fill(~seen, float("-inf"))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: int) -> torch.Tensor:
+        """Attention output ``[B, H, Lq, Dh]`` for rotated ``q``, (cached) rotated keys ``k``, values ``v``."""
+        rotary = self.pe.has_rotate and self.band.far != "none"
+        q_far = self.pe.rotate(q, self._far_q - self.q_pos) if rotary else None
+        scale = q.shape[-1] ** -0.5  # the head dim, also when the rotary branches double it below
+        parts = []
+        for qs in range(0, q.shape[2], self.block):
+            qe = min(q.shape[2], qs + self.block)
+            near, far, (a, b), (c, d) = self.masks(qs, qe)
+            qb, kb, vb = q[:, :, qs:qe], k[:, :, a:b], v[:, :, a:b]
+            mask = self._logits_mask(self.q_pos[:, qs:qe], self.k_pos[:, a:b], near, layer)
+            if d > c and bool(far.any()):
+                far_k = self._far_k[:, c:d]
+                mask = torch.cat([mask, self._logits_mask(self._far_q[:, qs:qe], far_k, far, layer)], dim=-1)
+                vb = torch.cat([vb, v[:, :, c:d]], dim=2)
+                if rotary:  # one call for both branches: [q, q_far] . [k, 0] near, . [0, k_far] far
+                    kf = self.pe.rotate(k[:, :, c:d], far_k - self.k_pos[:, c:d])
+                    qb = torch.cat([qb, q_far[:, :, qs:qe]], dim=-1)
+                    kb = torch.cat([torch.cat([kb, torch.zeros_like(kb)], dim=-1),
+                                    torch.cat([torch.zeros_like(kf), kf], dim=-1)], dim=2)
+                else:
+                    kb = torch.cat([kb, k[:, :, c:d]], dim=2)
+            parts.append(F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask, scale=scale))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
+
+
+@dataclass
+class AttentionOverride:
+    """Per-forward evaluation-time changes to attention (built by the model from ``lengen.extend``).
+
+    ``scale`` multiplies the query-key logits (a float, or ``[B|1, 1, Lq, 1]`` per query); an
+    additive PE bias is left as trained. ``band`` replaces the causal pattern (see :class:`Band`).
+    """
+
+    scale: float | torch.Tensor | None = None
+    band: BandedAttention | None = None
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
@@ -144,6 +296,7 @@ class CausalSelfAttention(nn.Module):
         bias: AttentionBias | None,
         cache: KVCache | None,
         mask: torch.Tensor | None = None,
+        override: AttentionOverride | None = None,
     ) -> torch.Tensor:
         b, length, d = x.shape
         qkv = self.qkv(x).view(b, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
@@ -151,12 +304,17 @@ class CausalSelfAttention(nn.Module):
             (q, k), v = pe.rotate(qkv[:2], pos).unbind(0), qkv[2]
         else:
             q, k, v = qkv.unbind(0)
+        if override is not None and override.scale is not None:  # logits q.k scale with q (per query)
+            scale = override.scale
+            q = q * (scale.to(q.dtype) if isinstance(scale, torch.Tensor) else scale)
         past = 0
         if cache is not None:
             past = cache.length(self.layer)
             k, v = cache.update(self.layer, k, v)
         p = self.dropout if self.training else 0.0
-        if bias is None and mask is not None:  # packed rows: block-diagonal causal mask
+        if override is not None and override.band is not None:
+            y = override.band.attend(q, k, v, self.layer)
+        elif bias is None and mask is not None:  # packed rows: block-diagonal causal mask
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         elif bias is None:
             if past == 0 or length == 1:

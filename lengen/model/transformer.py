@@ -8,7 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lengen.model.attention import AttentionBias, CausalSelfAttention
+from lengen.model.attention import (
+    AttentionBias,
+    AttentionOverride,
+    Band,
+    BandedAttention,
+    CausalSelfAttention,
+)
 from lengen.model.config import ModelConfig
 from lengen.model.kv_cache import KVCache
 from lengen.model.positional.base import PositionalEncoding
@@ -48,8 +54,8 @@ class Block(nn.Module):
         self.mlp = FeedForward(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, pos, pe, bias, cache, mask=None):
-        x = x + self.drop(self.attn(self.norm1(x), pos, pe, bias, cache, mask))
+    def forward(self, x, pos, pe, bias, cache, mask=None, override=None):
+        x = x + self.drop(self.attn(self.norm1(x), pos, pe, bias, cache, mask, override))
         return x + self.drop(self.mlp(self.norm2(x)))
 
 
@@ -67,6 +73,11 @@ class Transformer(nn.Module):
     the cache's length, so generation and one full forward see the same positions. ``segments``
     (``[B, L]``) marks which example each token of a packed training row belongs to: attention
     stays inside an example, so a packed row computes exactly what separate rows would.
+
+    ``extension`` (None unless ``lengen.extend`` installed one) changes attention at evaluation
+    time through two optional methods, each called once per forward: ``logit_scale(q_pos)`` (a
+    float or ``[B|1, 1, L, 1]`` multiplier of the query-key logits, or None) and ``band(q_pos,
+    k_pos)`` (a :class:`~lengen.model.attention.Band` or None).
     """
 
     def __init__(self, cfg: ModelConfig, pe: PositionalEncoding) -> None:
@@ -76,6 +87,7 @@ class Transformer(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
         self.norm = _norm(cfg)
+        self.extension = None
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.head.weight = self.tok.weight
@@ -92,6 +104,20 @@ class Transformer(nn.Module):
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, std=0.02)
+
+    def _override(self, pos, k_pos, past, dtype, segments) -> AttentionOverride | None:
+        """This forward's evaluation-time attention changes (None without an extension)."""
+        ext = self.extension
+        if ext is None:
+            return None
+        if segments is not None:
+            raise ValueError("evaluation-time extensions do not apply to packed rows (segments)")
+        scale = ext.logit_scale(pos) if hasattr(ext, "logit_scale") else None
+        band: Band | None = ext.band(pos, k_pos) if hasattr(ext, "band") else None
+        plan = None
+        if band is not None and band.active(pos, k_pos):
+            plan = BandedAttention(self.pe, band, pos, k_pos, past, dtype, self.cfg.bias_block_elements)
+        return None if scale is None and plan is None else AttentionOverride(scale, plan)
 
     def new_cache(self, batch: int, max_len: int, like: torch.Tensor) -> KVCache:
         c = self.cfg
@@ -115,13 +141,16 @@ class Transformer(nn.Module):
         bias = mask = None
         if segments is not None and cache is not None:
             raise ValueError("packed rows (segments) cannot be used with a KV cache")
-        if self.pe.has_bias:
+        k_pos = override = None
+        if self.pe.has_bias or self.extension is not None:
             k_pos = pos if past == 0 else torch.cat([cache.positions(), pos], dim=-1)
+            override = self._override(pos, k_pos, past, x.dtype, segments)
+        if self.pe.has_bias and (override is None or override.band is None):
             bias = AttentionBias(self.pe, pos, k_pos, past, x.dtype, self.cfg.bias_block_elements, segments)
         elif segments is not None:
             mask = packed_causal_mask(segments)
         if cache is not None:
             cache.remember_positions(pos)
         for block in self.blocks:
-            x = block(x, pos, self.pe, bias, cache, mask)
+            x = block(x, pos, self.pe, bias, cache, mask, override)
         return self.head(self.norm(x))

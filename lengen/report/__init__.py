@@ -2,7 +2,8 @@
 
 The package is one pipeline, a module per step: :mod:`~lengen.report.load` (run dirs -> rows),
 :mod:`~lengen.report.aggregate` (rows -> per-run, per-cell and ranking numbers),
-:mod:`~lengen.report.stats` (the MRR bootstrap), :mod:`~lengen.report.render` (numbers ->
+:mod:`~lengen.report.stats` (the MRR bootstrap), :mod:`~lengen.report.extend` (accuracy by
+extension method), :mod:`~lengen.report.render` (numbers ->
 markdown / CSV / terminal) and :mod:`~lengen.report.plots` (numbers -> figures);
 :mod:`~lengen.report.app` is the command around them. Every file is written atomically, so an
 interrupted report never leaves half a table.
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lengen.report import extend as methods
 from lengen.report.aggregate import (
     ALL_TASKS,
     BOOTSTRAP_SAMPLES,
@@ -119,6 +121,8 @@ def _plots(df: pd.DataFrame, t: Tables, title: str | None) -> list[tuple[str, Ca
                                 r, x, y, t.metric, label=lab, title=title)))
     if not t.ranking.empty:
         out.append(("mrr.png", lambda: plot_mrr(t.ranking, title)))
+    if methods.has_methods(df):
+        out.extend(methods.plots(df, t.metric, title))
     return out
 
 
@@ -128,6 +132,9 @@ def write_report(df: pd.DataFrame, out_dir: str | os.PathLike, *, metric: str = 
                  learned_threshold: float = LEARNED_THRESHOLD, bootstrap: int = BOOTSTRAP_SAMPLES,
                  plots: bool = True, tables: Tables | None = None) -> list[Path]:
     """Write tables (csv + md), the MRR ranking and plots into `out_dir`; return the paths written.
+
+    Rows of evaluation-time extension methods (``lengen eval extend=...``) add ``extend.md`` /
+    ``extend.csv`` (accuracy beyond range by method) and ``extend_<task>_<pe>.png``.
 
     Tables go first and each plot is guarded, so one failing plot costs only that file (with a
     RuntimeWarning), never the report.
@@ -147,6 +154,10 @@ def write_report(df: pd.DataFrame, out_dir: str | os.PathLike, *, metric: str = 
         write_csv(out / "runs.csv", t.runs),
         write_csv(out / "ranks.csv", t.ranks),
     ]
+    if methods.has_methods(df):  # lengen eval extend=...: accuracy beyond range by method
+        by_method = methods.by_method(df, t.metric)
+        written += [write_csv(out / "extend.csv", by_method),
+                    write_text(out / "extend.md", methods.markdown(by_method, title=title, command=command))]
     for name, make in _plots(df, t, title) if plots else ():
         try:
             written.append(save(make(), out / name))

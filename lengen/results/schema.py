@@ -31,14 +31,19 @@ MEASURE_COLUMNS = ("eval_length", "in_range", "n")
 METRICS = ("exact_match", "answer_exact_match", "token_accuracy", "step_accuracy")
 #: other numeric columns of the contract.
 OTHER_NUMERIC = ("loss",)
+#: the evaluation-time extension method of ``lengen eval extend=NAME`` (``lengen.extend``): its name
+#: (``none`` when absent), its factor (NaN without one) and every option it used (``k=v,...``).
+EXTEND_COLUMNS = ("extend", "extend_factor", "extend_options")
 #: columns every row has; any other numeric column is a task's grouping key (``depth``, ...).
-STANDARD_COLUMNS = frozenset((*META_COLUMNS, *MEASURE_COLUMNS, *METRICS, *OTHER_NUMERIC, "checkpoint"))
+STANDARD_COLUMNS = frozenset((*META_COLUMNS, *MEASURE_COLUMNS, *METRICS, *OTHER_NUMERIC, *EXTEND_COLUMNS,
+                              "checkpoint"))
 #: columns without which a run cannot be placed in a table at all.
 REQUIRED_COLUMNS = ("run_id", "task", "pe", "seed", "train_min", "train_max", "eval_length", "in_range", "n",
                     "exact_match")
 #: columns that older or partial writers may omit; filled in on reading.
 OPTIONAL_DEFAULTS: dict[str, Any] = {"study": "", "variant": "default", "checkpoint": "",
-                                     **{m: np.nan for m in METRICS if m != "exact_match"}, "loss": np.nan}
+                                     **{m: np.nan for m in METRICS if m != "exact_match"}, "loss": np.nan,
+                                     "extend": "none", "extend_factor": np.nan, "extend_options": ""}
 
 
 def with_metadata(rows: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
@@ -75,7 +80,7 @@ def coerce(rows: pd.DataFrame) -> pd.DataFrame:
     for col in ("run_id", "task", "pe", "seed", "eval_length", "n"):
         if rows[col].isna().any():
             raise ValueError(f"missing values in column {col}")
-    for col in ("run_id", "task", "pe", "study", "variant", "checkpoint"):
+    for col in ("run_id", "task", "pe", "study", "variant", "checkpoint", "extend", "extend_options"):
         fill = OPTIONAL_DEFAULTS.get(col, "")
         rows[col] = rows[col].astype(object).where(rows[col].notna(), fill).astype(str)
     for col in ("seed", "train_min", "train_max", "eval_length"):
@@ -83,7 +88,7 @@ def coerce(rows: pd.DataFrame) -> pd.DataFrame:
             rows[col] = pd.to_numeric(rows[col], errors="raise").astype("int64")
         except (TypeError, ValueError) as exc:
             raise ValueError(f"column {col} is not integer ({exc})") from None
-    for col in ("n", *METRICS, *OTHER_NUMERIC, *group_keys(rows)):
+    for col in ("n", *METRICS, *OTHER_NUMERIC, "extend_factor", *group_keys(rows)):
         try:
             rows[col] = pd.to_numeric(rows[col], errors="raise").astype("float64")
         except (TypeError, ValueError) as exc:

@@ -9,6 +9,9 @@ Interleaved pairs make the rotation one complex multiplication (one read and one
 k, forward and backward) instead of the half-split (GPT-NeoX) slices, products and concatenation;
 the two conventions differ only by a fixed permutation of head dims, which learned projections
 absorb, so a model trained from scratch is the same function class either way.
+
+Evaluation-time methods (``lengen.extend``: PI, NTK, YaRN, ...) replace the inverse frequencies
+with :meth:`Rotary.set_frequencies`; without one the angles are computed exactly as in training.
 """
 
 from __future__ import annotations
@@ -51,6 +54,15 @@ class Rotary(PositionalEncoding):
             )
         self.base, self.fraction, self.rot = float(base), float(fraction), rot
         self._memo: tuple | None = None
+        self._frequencies = None
+
+    def set_frequencies(self, fn) -> None:
+        """Replace the inverse frequencies (``None`` restores the trained ones).
+
+        ``fn(length)`` returns the ``rot // 2`` inverse frequencies; ``length`` is one more than the
+        largest position id of the forward when ``fn.dynamic`` is true (dynamic NTK), else None.
+        """
+        self._frequencies, self._memo = fn, None
 
     def _rotations(self, pos: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """``[B|1, 1, L, rot/2]`` unit complex numbers; memoized for the same ``pos`` (every layer)."""
@@ -69,8 +81,13 @@ class Rotary(PositionalEncoding):
         return rotations
 
     def _compute_rotations(self, pos: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        exponent = torch.arange(0, self.rot, 2, device=pos.device, dtype=dtype) / self.rot
-        inv_freq = self.base**-exponent
+        fn = self._frequencies
+        if fn is None:
+            exponent = torch.arange(0, self.rot, 2, device=pos.device, dtype=dtype) / self.rot
+            inv_freq = self.base**-exponent
+        else:
+            length = int(pos.max()) + 1 if getattr(fn, "dynamic", False) else None
+            inv_freq = torch.as_tensor(fn(length)).to(device=pos.device, dtype=dtype)
         angles = pos[:, None, :, None].to(dtype) * inv_freq
         return torch.polar(torch.ones_like(angles), angles)
 

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Mini-study of evaluation-time length extension (issue 10): rope, t5, alibi and nope runs of
+# copy and sort at the default recipe (conf/trainer/cpu.yaml: 2000 steps), 2 seeds, each
+# re-evaluated at up to 4x its training length with every applicable `extend=` method at
+# factors 2 and 4, then `lengen report ... evals=true`.
+#
+#   bash scripts/extend_study.sh [RUNS_ROOT] [OUT] [STAGE]      # STAGE: all | train | eval | report
+#
+# Defaults: RUNS_ROOT=results/extend-cpu/rundirs (committed without checkpoints), OUT=results/extend-cpu.
+# Training runs one job at a time with one torch thread; rerunning skips finished runs and
+# evaluations whose results.parquet exists.
+set -euo pipefail
+RUNS=${1:-results/extend-cpu/rundirs}
+OUT=${2:-results/extend-cpu}
+STAGE=${3:-all}
+TASKS=${TASKS:-copy,sort}
+PES=${PES:-rope,t5,alibi,nope}
+SEEDS=${SEEDS:-1,2}
+STUDY=extend-cpu
+COMMON=(trainer.threads=1)
+secs() { date +%s; }
+
+if [[ $STAGE == all || $STAGE == train ]]; then
+  t0=$(secs)
+  lengen train -m "+pe=$PES" "task=$TASKS" "seed=$SEEDS" study=$STUDY runs_root="$RUNS" logger=csv \
+    trainer.enable_progress_bar=false "${COMMON[@]}"
+  echo "training wall time: $(( ($(secs) - t0) / 60 )) min $(( ($(secs) - t0) % 60 )) s"
+fi
+
+# Every run is re-evaluated up to 4x its longest training length (eval.max_len), 40 examples per length,
+# with every method that applies to its PE: the rotary methods with a factor at factors 2 and 4
+# (self_extend: group 2 and 4), the factor-free ones once. One `lengen eval -m` per PE family and task
+# (one process, so Lightning is imported once per sweep). A task whose evaluations all finished leaves
+# EVALS_DONE in its folder and is skipped on a rerun.
+N_PER_LENGTH=${N_PER_LENGTH:-40}
+if [[ $STAGE == all || $STAGE == eval ]]; then
+  t0=$(secs)
+  for task in ${TASKS//,/ }; do
+    base="$RUNS/$STUDY/$task"
+    [[ -f $base/EVALS_DONE ]] && { echo "evaluations of $task done (remove $base/EVALS_DONE to redo)"; continue; }
+    dirs() { local out=(); for pe in "$@"; do for d in "$base/$pe"/default/seed*; do
+      [[ -f $d/results.parquet ]] && out+=("$d"); done; done; (IFS=,; echo "${out[*]}"); }
+    train_max=$(python -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['task']['train_max'])" \
+      "$(ls -d "$base"/*/default/seed*/config.yaml | head -1)")
+    ev=(eval.max_len=$(( 4 * train_max )) eval.n_per_length="$N_PER_LENGTH" "${COMMON[@]}")
+    rope=$(dirs rope); biased=$(dirs t5 alibi); others=$(dirs t5 alibi nope)
+    sweep() { lengen eval -m "$@" "${ev[@]}" >> "$base/evals.log" 2>&1; }
+    [[ -n $rope ]] && sweep run_dir="$rope" \
+      extend=pi,ntk,dynamic_ntk,yarn,giraffe_power,giraffe_truncate,self_extend extend.factor=2,4
+    [[ -n $rope ]] && sweep run_dir="$rope" extend=none,abf,lm_infinite,sliding_window,temperature
+    [[ -n $biased ]] && sweep run_dir="$biased" extend=self_extend extend.factor=2,4
+    [[ -n $others ]] && sweep run_dir="$others" extend=none,lm_infinite,sliding_window,temperature
+    date > "$base/EVALS_DONE"
+    echo "evaluated $task: $(( ($(secs) - t0) / 60 )) min so far"
+  done
+  echo "evaluation wall time: $(( ($(secs) - t0) / 60 )) min $(( ($(secs) - t0) % 60 )) s"
+fi
+
+if [[ $STAGE == all || $STAGE == report ]]; then
+  lengen report "$RUNS/$STUDY" out="$OUT" evals=true title="'Evaluation-time length extension, CPU scale'"
+fi
