@@ -157,3 +157,45 @@ def wait_for_progress(proc: subprocess.Popen, progress: Path | Callable[[], Path
             proc.kill()
             pytest.fail(f"no progress.json with step >= {min_step} after {timeout:.0f}s (last: {record})")
         time.sleep(0.02)
+
+
+def run_lengen(*args: str, env: dict | None = None, timeout: float = 400) -> subprocess.CompletedProcess:
+    """``lengen ARGS`` as a child process, to completion (stdout and stderr captured)."""
+    return subprocess.run([sys.executable, "-m", "lengen.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def assert_one_error_line(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    """Exit 2, no traceback, exactly one ``lengen: error:`` line holding every needle."""
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("lengen: error:")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A finished tiny ``+pe=nope`` run and the train arguments that made it (shared by a module)."""
+    from lengen.results import RESULTS_FILE
+
+    root = tmp_path_factory.mktemp("finished")
+    args = ["train", "+pe=nope", *tiny_overrides(root)]
+    proc = run_lengen(*args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = [p.parent for p in (root / "runs").rglob(RESULTS_FILE)]
+    return run, args
+
+
+@pytest.fixture
+def run_copy(finished_run, tmp_path) -> tuple[Path, list[str]]:
+    """A private copy of :func:`finished_run` under its own runs root (each test damages its own)."""
+    import shutil
+
+    run, args = finished_run
+    runs_root = tmp_path / "runs"
+    target = runs_root / run.relative_to(run.parents[4])
+    shutil.copytree(run, target)
+    return target, [a if not a.startswith("runs_root=") else f"runs_root={runs_root}" for a in args]

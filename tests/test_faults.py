@@ -4,85 +4,44 @@ from __future__ import annotations
 
 import errno
 import json
-import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from lengen.results import CONFIG_FILE, RESULTS_FILE
-from tests.conftest import spawn_lengen, tiny_overrides
-
-
-def _lengen(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    import os
-
-    return subprocess.run([sys.executable, "-m", "lengen.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
-
-
-def _one_line(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("lengen: error:")]
-    assert len(errors) == 1, proc.stderr[-3000:]
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-    return errors[0]
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> tuple[Path, list[str]]:
-    root = tmp_path_factory.mktemp("faults")
-    args = ["train", "+pe=nope", *tiny_overrides(root)]
-    proc = _lengen(*args)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    (run,) = [p.parent for p in (root / "runs").rglob(RESULTS_FILE)]
-    return run, args
-
-
-@pytest.fixture
-def copy(finished, tmp_path) -> tuple[Path, list[str]]:
-    run, args = finished
-    runs_root = tmp_path / "runs"
-    target = runs_root / run.relative_to(run.parents[4])
-    shutil.copytree(run, target)
-    return target, [a if not a.startswith("runs_root=") else f"runs_root={runs_root}" for a in args]
-
+from tests.conftest import assert_one_error_line, run_lengen, spawn_lengen, tiny_overrides
 
 # -- damaged artefacts ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated"])
-def test_damaged_last_checkpoint_names_file_and_fix(copy, damage):
-    run, args = copy
+def test_damaged_last_checkpoint_names_file_and_fix(run_copy, damage):
+    run, args = run_copy
     (run / RESULTS_FILE).unlink()  # unfinished: the rerun resumes from last.ckpt
     last = run / "checkpoints" / "last.ckpt"
     data = last.read_bytes()
     last.write_bytes(b"" if damage == "empty" else data[: len(data) // 3])
-    _one_line(_lengen(*args), str(last), "move it aside")
+    assert_one_error_line(run_lengen(*args), str(last), "move it aside")
 
 
-def test_unreadable_results_names_file_and_fix(copy):
-    run, args = copy
+def test_unreadable_results_names_file_and_fix(run_copy):
+    run, args = run_copy
     (run / RESULTS_FILE).write_bytes(b"PAR1 not really parquet")
-    _one_line(_lengen(*args), str(run / RESULTS_FILE), "move it aside")
+    assert_one_error_line(run_lengen(*args), str(run / RESULTS_FILE), "move it aside")
 
 
-def test_invalid_config_yaml_names_file_and_fix(copy):
-    run, args = copy
+def test_invalid_config_yaml_names_file_and_fix(run_copy):
+    run, args = run_copy
     (run / CONFIG_FILE).write_text("task: [unclosed\n  : :")
-    _one_line(_lengen(*args), str(run / CONFIG_FILE), "move it aside")
-    _one_line(_lengen("eval", f"run_dir={run}"), str(run / CONFIG_FILE))
+    assert_one_error_line(run_lengen(*args), str(run / CONFIG_FILE), "move it aside")
+    assert_one_error_line(run_lengen("eval", f"run_dir={run}"), str(run / CONFIG_FILE))
 
 
-def test_missing_config_of_finished_run_is_rewritten(finished, copy):
-    run, args = copy
-    before = (run / CONFIG_FILE).read_text().replace(str(finished[0].parents[4]), str(run.parents[4]))
+def test_missing_config_of_finished_run_is_rewritten(finished_run, run_copy):
+    run, args = run_copy
+    before = (run / CONFIG_FILE).read_text().replace(str(finished_run[0].parents[4]), str(run.parents[4]))
     (run / CONFIG_FILE).unlink()
-    proc = _lengen(*args)
+    proc = run_lengen(*args)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (run / CONFIG_FILE).read_text() == before
 
@@ -94,13 +53,13 @@ def test_runs_root_that_is_a_file(tmp_path):
     blocker = tmp_path / "runs"
     blocker.write_text("not a folder")
     args = [a if not a.startswith("runs_root=") else f"runs_root={blocker}" for a in tiny_overrides(tmp_path)]
-    _one_line(_lengen("train", "+pe=nope", *args), str(blocker))
+    assert_one_error_line(run_lengen("train", "+pe=nope", *args), str(blocker))
 
 
 def test_cache_dir_that_is_a_file(tmp_path):
     blocker = tmp_path / "cache"
     blocker.write_text("not a folder")
-    _one_line(_lengen("train", "+pe=nope", *tiny_overrides(tmp_path)), str(blocker))
+    assert_one_error_line(run_lengen("train", "+pe=nope", *tiny_overrides(tmp_path)), str(blocker))
 
 
 @pytest.mark.parametrize(("code", "needle"), [(errno.EROFS, "Read-only"), (errno.ENOSPC, "No space"),
@@ -142,8 +101,8 @@ def test_same_run_started_twice_trains_once(tmp_path):
             break
         time.sleep(0.2)
     assert run_dir is not None, "the first run never started training"
-    second = _lengen(*args)
-    _one_line(second, str(run_dir), "in use by pid")
+    second = run_lengen(*args)
+    assert_one_error_line(second, str(run_dir), "in use by pid")
     assert first.poll() is None, "the first run must still be training"
     first.send_signal(signal.SIGINT)
     out, _ = first.communicate(timeout=300)
@@ -157,7 +116,7 @@ def test_w_and_b_unreachable_falls_back_to_offline(tmp_path):
     env = {"WANDB_BASE_URL": "http://127.0.0.1:9", "WANDB_API_KEY": "x" * 40, "WANDB_MODE": ""}
     args = [a for a in tiny_overrides(tmp_path) if not a.startswith("logger=")]
     start = time.time()
-    proc = _lengen("train", "+pe=nope", *args, "logger=wandb", "logger.mode=online", "logger.init_timeout=5",
+    proc = run_lengen("train", "+pe=nope", *args, "logger=wandb", "logger.mode=online", "logger.init_timeout=5",
                    env=env, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "offline instead" in proc.stderr
