@@ -94,6 +94,8 @@ def quiet_libraries() -> None:
     import warnings
 
     import datasets
+    import lightning.pytorch  # noqa: F401  before Hydra configures logging: Lightning then keeps its
+    # own console handler and does not also propagate to Hydra's (each line would print twice)
 
     datasets.disable_progress_bars()
     for pattern in (".*treespec.*", ".*Experiment logs directory.*", ".*litlogger.*"):

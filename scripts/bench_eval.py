@@ -16,6 +16,15 @@ lengths 1-40 = 1-2x training, 100 examples each, batch 128, ``conf/model/tiny.ya
 ``lengen.evaluation.evaluate``, against that run's training time estimated as ``max_steps`` times the
 median step time of the ``lengen train`` path (Lightning, real packed copy batches). Target
 (issue 5): teacher-forced >= 2.5x faster than greedy at L >= 512; the sweep < 10% of training.
+
+Part 3, with ``--extend METHOD ...`` (``lengen eval extend=METHOD``): the cost of evaluating a run
+at ``--extend-ratio`` (8) times its training length ``--extend-train`` (128 positions) with each
+method against ``extend=none`` (benchmark shape, PE ``--extend-pe``, batch ``--batch``,
+teacher-forced forward under ``torch.inference_mode``): time = median of ``--repeats`` rounds,
+subjects alternated within each round; peak memory = RSS high-water mark of one forward above the
+RSS before it, each subject in a fresh subprocess (as ``bench_memory.py``). Rotary methods use
+``factor = --extend-ratio``. Target (issue 10): yarn and lm_infinite <= 1.3x none in time and memory.
+``--extend-only`` skips parts 1 and 2.
 """
 
 from __future__ import annotations
@@ -129,6 +138,75 @@ def copy_sweep(args) -> dict:
             "train_s": step * max_steps, "max_steps": max_steps, "ratio": sweep_s / (step * max_steps)}
 
 
+TARGET_EXTEND = 1.3
+
+
+def extend_model(args, method: str):
+    """The benchmark model with ``method`` installed (training length ``--extend-train``)."""
+    import torch
+
+    from lengen import extend
+    from lengen.model.build import build_model
+
+    torch.manual_seed(0)
+    length = args.extend_train * args.extend_ratio
+    model = build_model(C.BENCH_MODEL, C.pe_cfg(args.extend_pe, length), args.vocab).eval()
+    spec = {"name": method}
+    if extend.METHODS[method].uses_factor:
+        spec["factor"] = float(args.extend_ratio)
+    extend.build(spec).install(model, original_length=args.extend_train)
+    ids = torch.randint(0, args.vocab, (args.batch, length), generator=torch.Generator().manual_seed(1))
+    return model, ids
+
+
+def extend_memory_child(args) -> None:
+    """Inside a fresh process: the peak RSS of one teacher-forced forward above the RSS before it."""
+    import json
+
+    import torch
+    from bench_memory import _peak_rss_bytes, _reset_peak_rss, _rss_bytes
+
+    C.set_threads(args.threads)
+    model, ids = extend_model(args, args.extend_memory_child)
+    _reset_peak_rss()
+    before = _rss_bytes()
+    with torch.inference_mode():
+        logits = model(ids)
+    peak = _peak_rss_bytes() - before
+    assert torch.isfinite(logits).all()
+    print(json.dumps({"method": args.extend_memory_child, "peak_mb": max(peak, 0) / 2**20}))
+
+
+def extend_costs(args) -> dict:
+    """Time (alternated rounds, median) and peak memory (fresh subprocesses) per method vs none."""
+    import json
+    import subprocess
+
+    import torch
+
+    methods = ["none", *(m for m in args.extend if m != "none")]
+    models = {m: extend_model(args, m) for m in methods}
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    with torch.inference_mode():
+        for m in methods:  # warm-up
+            models[m][0](models[m][1])
+        for _ in range(args.repeats):
+            for m in methods:
+                model, ids = models[m]
+                times[m].append(C.timed(lambda model=model, ids=ids: model(ids)))
+    memory = {}
+    for m in methods:
+        cmd = [sys.executable, __file__, "--extend-memory-child", m, "--extend-pe", args.extend_pe,
+               "--extend-train", str(args.extend_train), "--extend-ratio", str(args.extend_ratio),
+               "--batch", str(args.batch), "--threads", str(args.threads), "--vocab", str(args.vocab)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        memory[m] = json.loads(out.strip().splitlines()[-1])["peak_mb"]
+    base_t, base_m = C.median(times["none"]), memory["none"]
+    return {m: {"seconds": C.median(times[m]), "time_ratio": C.median(times[m]) / base_t, "peak_mb": memory[m],
+                "memory_ratio": memory[m] / base_m if base_m > 0 else float("nan"), "rounds": times[m]}
+            for m in methods}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", type=int, nargs="+", default=[512, 1024])
@@ -141,7 +219,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sweep-pe", default="nope")
     parser.add_argument("--sweep-n-train", type=int, default=6400, help="training examples (for step timing)")
     parser.add_argument("--sweep-steps", type=int, default=8)
+    parser.add_argument("--extend", nargs="*", default=[], metavar="METHOD",
+                        help="part 3: evaluation-time extension methods to cost against extend=none")
+    parser.add_argument("--extend-only", action="store_true", help="run part 3 only")
+    parser.add_argument("--extend-pe", default="rope")
+    parser.add_argument("--extend-train", type=int, default=128, help="training length (positions)")
+    parser.add_argument("--extend-ratio", type=int, default=8, help="evaluated length / training length")
+    parser.add_argument("--extend-memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.extend_memory_child:
+        extend_memory_child(args)
+        return {}
 
     from rich.console import Console
     from rich.table import Table
@@ -156,7 +244,7 @@ def main(argv: list[str] | None = None) -> dict:
     for col in ("PE", "L", "teacher-forced tok/s", "greedy tok/s", "teacher s", "greedy s", "speed-up",
                 "exact match"):
         table.add_column(col, justify="left" if col == "PE" else "right")
-    for length in args.lengths:
+    for length in [] if args.extend_only else args.lengths:
         for pe in args.pes:
             r = teacher_vs_greedy(pe, length, args.batch, args.vocab, args.repeats)
             out["tf_vs_greedy"][f"{pe}@{length}"] = r
@@ -164,8 +252,9 @@ def main(argv: list[str] | None = None) -> dict:
             table.add_row(pe, str(length), f"{r['teacher_tok_s']:,.0f}", f"{r['greedy_tok_s']:,.0f}",
                           f"{r['teacher_s']:.2f}", f"{r['greedy_s']:.2f}", f"x{r['speedup']:.1f}{ok}",
                           f"{r['exact_match']:.2f} = {r['exact_match']:.2f}")
-    console.print(table)
-    if args.sweep:
+    if not args.extend_only:
+        console.print(table)
+    if args.sweep and not args.extend_only:
         s = copy_sweep(args)
         out["sweep"] = s
         table = Table(title="default eval sweep of a copy run (model tiny, lengths 1-40, 100 per length, batch 128)")
@@ -174,6 +263,20 @@ def main(argv: list[str] | None = None) -> dict:
         flag = "" if s["ratio"] <= TARGET_SWEEP else f" (> {TARGET_SWEEP:.0%})"
         table.add_row(s["pe"], f"{s['n_examples']:,}", str(s["n_lengths"]), f"{s['sweep_s']:.2f}",
                       f"{s['step_s']:.3f}", f"{s['train_s']:.0f} ({s['max_steps']} steps)", f"{s['ratio']:.1%}{flag}")
+        console.print(table)
+    if args.extend:
+        length = args.extend_train * args.extend_ratio
+        costs = extend_costs(args)
+        out["extend"] = costs
+        table = Table(title=f"lengen eval extend=METHOD: {args.extend_pe}, trained at {args.extend_train}, evaluated "
+                            f"at {length} ({args.extend_ratio}x), batch {args.batch}, teacher-forced forward, fp32")
+        for col in ("method", "forward s (median)", "time / none", "peak MB", "memory / none"):
+            table.add_column(col, justify="left" if col == "method" else "right")
+        for m, r in costs.items():
+            flag = "" if m == "none" or max(r["time_ratio"], r["memory_ratio"]) <= TARGET_EXTEND else \
+                f" (> {TARGET_EXTEND})"
+            table.add_row(m, f"{r['seconds']:.3f}", f"{r['time_ratio']:.2f}{flag}", f"{r['peak_mb']:.1f}",
+                          f"{r['memory_ratio']:.2f}")
         console.print(table)
     console.print(f"{C.machine_line()}; model {C.BENCH_MODEL} (part 1); total {time.perf_counter() - t0:.0f}s")
     return out

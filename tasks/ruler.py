@@ -39,6 +39,20 @@ ASK_VARS = ("find", "all", "variables", "assigned", "the", "value")  # ... DIGIT
 IS, END, QMARK, COMMA, VAR, EQ = "is", ".", "?", ",", "var", "="
 
 
+def depths_option(cfg) -> tuple[float, ...]:
+    """``task.depths``: a number or a non-empty list of numbers in [0, 1] (default 0, .25, .5, .75, 1)."""
+    depths = cfg.get("depths")
+    depths = DEFAULT_DEPTHS if depths is None else depths
+    if isinstance(depths, (int, float)):
+        depths = [depths]
+    if not depths:
+        raise TaskConfigError("task.depths=[] is empty; give depths in [0, 1], e.g. [0.0, 0.5, 1.0]")
+    for d in depths:
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 <= d <= 1.0:
+            raise TaskConfigError(f"task.depths contains {d!r}; a depth must be a number in [0, 1]")
+    return tuple(float(d) for d in depths)
+
+
 class _Haystack(Task):
     group_keys = ("depth",)
     default_digits = 7
@@ -47,16 +61,7 @@ class _Haystack(Task):
         super().__init__(cfg)
         reject_options(self.cfg, self.name)
         self.value_digits = int_option(self.cfg, "value_digits", self.default_digits, lo=1, hi=32)
-        depths = self.cfg.get("depths")
-        depths = DEFAULT_DEPTHS if depths is None else depths
-        if isinstance(depths, (int, float)):
-            depths = [depths]
-        if not depths:
-            raise TaskConfigError("task.depths=[] is empty; give depths in [0, 1], e.g. [0.0, 0.5, 1.0]")
-        for d in depths:
-            if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 <= d <= 1.0:
-                raise TaskConfigError(f"task.depths contains {d!r}; a depth must be a number in [0, 1]")
-        self.depths = tuple(float(d) for d in depths)
+        self.depths = depths_option(self.cfg)
         self.setup()
         check_lengths(self.cfg, self.min_length(), f"needles and question of {self.name}")
 

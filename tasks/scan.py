@@ -5,7 +5,7 @@ uniformly among those whose action sequence has exactly ``length`` actions -- ``
 output length, the quantity SCAN's length split divides on. The default split is Lake & Baroni's
 (train on up to 22 actions, test on 24-48; no command has 23, 29, 31, 34, 35, 37-39 or 41-47
 actions, so those lengths are skipped); Kazemnejad et al. (2023) used train <= 25 (the preset
-``kazemnejad2023*/scan``). Grammar and interpretation (Lake & Baroni 2018, Fig. 6/7)::
+``kazemnejad2023*/scan``). Grammar and interpretation functions (Lake & Baroni 2018)::
 
     C -> S and S | S after S | S          [[x1 and x2]] = [[x1]] [[x2]];  [[x1 after x2]] = [[x2]] [[x1]]
     S -> V twice | V thrice | V           [[x twice]] = [[x]] [[x]];  [[x thrice]] = [[x]] [[x]] [[x]]

@@ -471,6 +471,452 @@ ORACLES: dict[str, Oracle] = {
 }
 
 
+# -- issue 17: LEGO, SCAN, PCFG SET, the Chomsky-hierarchy tasks, RULER retrieval ----------------------------
+#
+# Each solver below is written from the task's published definition (cited per block), reads the prompt
+# with its own parser and checks the prompt's shape on the way (lengths, alphabets, the split's
+# conventions); where the task's code simulates, the solver uses another route (a closed formula, Python's
+# own expression evaluator, a left-to-right parser against the task's right-to-left one, integer bisection
+# for square roots, the chain walked from its root).
+
+CHOMSKY = ("even_pairs", "parity_check", "cycle_navigation", "modular_arithmetic", "modular_arithmetic_brackets",
+           "solve_equation", "reverse_string", "stack_manipulation", "duplicate_string", "missing_duplicate_string",
+           "odds_first", "binary_addition", "binary_multiplication", "compute_sqrt", "bucket_sort")
+RULER = ("niah_multikey", "niah_multivalue", "variable_tracking")
+SCAN_KAZEMNEJAD = [*range(1, 23), 24, 25]
+
+
+def _new_cases() -> list[Case]:
+    cases = [Case(n, load_cfg(n)) for n in (*CHOMSKY, "lego", "scan", "pcfg", *RULER)]
+    cases += [
+        Case("modular_arithmetic-mod7-plusminus", load_cfg("modular_arithmetic", modulus=7, operators=["+", "-"])),
+        Case("modular_arithmetic_brackets-no_mult", load_cfg("modular_arithmetic_brackets", mult=False)),
+        Case("solve_equation-mod7", load_cfg("solve_equation", modulus=7)),
+        Case("cycle_navigation-7", load_cfg("cycle_navigation", cycle_length=7)),
+        Case("bucket_sort-vocab3", load_cfg("bucket_sort", vocab_size=3)),
+        Case("duplicate_string-vocab4", load_cfg("duplicate_string", vocab_size=4)),
+        Case("odds_first-vocab3", load_cfg("odds_first", vocab_size=3)),
+        Case("reverse_string-vocab5", load_cfg("reverse_string", vocab_size=5)),
+        Case("lego-ordered-one", load_cfg("lego", shuffle=False, query="one")),
+        Case("lego-shuffled-one-52vars", load_cfg("lego", query="one", variables=52, train_max=30, eval_max=52)),
+        Case("lego-ordered-all-list", load_cfg("lego", shuffle=False, variables=list("pqrstuvwxyz"), eval_max=11)),
+        Case("scan-kazemnejad", load_cfg("scan", train_lengths=SCAN_KAZEMNEJAD)),
+        Case("pcfg-flat", load_cfg("pcfg", p_unary=0.4, p_function=0.6, max_target=200)),
+        Case("niah_multikey-8keys-3digits", load_cfg("niah_multikey", keys=8, value_digits=3, depths=[0.1, 0.9],
+                                                     train_min=96, eval_lengths=[96, 300, 700])),
+        Case("niah_multikey-1key", load_cfg("niah_multikey", keys=1, key_pool=3)),
+        Case("niah_multivalue-2values", load_cfg("niah_multivalue", values=2, value_digits=4)),
+        Case("variable_tracking-3chains-2hops", load_cfg("variable_tracking", chains=3, hops=2, train_min=80,
+                                                         eval_lengths=[80, 100, 300])),
+        Case("variable_tracking-1hop-depth0", load_cfg("variable_tracking", hops=1, depths=[0.0])),
+    ]
+    return cases
+
+
+CASES += _new_cases()
+
+# -- the Chomsky hierarchy (Delétang et al. 2023, Appendix A and the released generators) -------------------
+
+BIT = ("0", "1")
+
+
+def _bits_of(ctx: Ctx, prompt: tuple, alphabet: Sequence[str]) -> None:
+    assert all(s in alphabet for s in prompt), f"symbols outside {alphabet}"
+    for s in prompt:
+        ctx.stats.setdefault("seen", set()).add(s)
+
+
+def _le_bits(value: int) -> list[str]:
+    """Little-endian binary by repeated halving; 0 is a single 0."""
+    out = []
+    while True:
+        out.append(str(value % 2))
+        value //= 2
+        if not value:
+            return out
+
+
+def _le_value(bits: Sequence[str]) -> int:
+    return sum(2**i for i, b in enumerate(bits) if b == "1")
+
+
+def _isqrt(n: int) -> int:
+    lo, hi = 0, 1 << (n.bit_length() // 2 + 1)  # bisection on r * r <= n
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if mid * mid <= n else (lo, mid - 1)
+    return lo
+
+
+def _python_mod(tokens: Sequence[str], m: int) -> int:
+    """Python's own evaluator (standard precedence, unary minus) on a digit/operator string."""
+    text = "".join(tokens)
+    assert re.fullmatch(r"[0-9+\-*()]+", text), text
+    return eval(text, {"__builtins__": {}}) % m
+
+
+def chomsky(ctx: Ctx, prompt: tuple, length: int, extra: dict):
+    name, cfg = ctx.cfg["name"], ctx.cfg
+    if name in ("even_pairs", "parity_check"):
+        assert len(prompt) == length
+        _bits_of(ctx, prompt, BIT)
+        if name == "even_pairs":  # #01 + #10 is odd exactly when the first and last bit differ
+            return None, ["1" if prompt[0] != prompt[-1] else "0"]
+        return None, [str(prompt.count("1") % 2)]
+    if name == "cycle_navigation":
+        assert len(prompt) == length
+        _bits_of(ctx, prompt, ("-1", "0", "+1"))
+        return None, [str(sum(int(s) for s in prompt) % int(cfg.get("cycle_length", 5)))]
+    if name == "modular_arithmetic":
+        m = int(cfg.get("modulus", 5))
+        ops = cfg.get("operators") or ["+", "-", "*"]
+        assert len(prompt) == (length if length % 2 else length - 1), "odd-length expression rule"
+        assert all(s in DIGITS[:m] for s in prompt[0::2]) and all(s in ops for s in prompt[1::2])
+        _bits_of(ctx, prompt, (*DIGITS[:m], *ops))
+        return None, [str(_python_mod(prompt, m))]
+    if name == "modular_arithmetic_brackets":
+        m = int(cfg.get("modulus", 5))
+        ops = ("+", "-", "*") if cfg.get("mult", True) else ("+", "-")
+        assert len(prompt) == length
+        _bits_of(ctx, prompt, (*DIGITS[:m], *ops, "(", ")"))
+        return None, [str(_python_mod(prompt, m))]
+    if name == "solve_equation":
+        m = int(cfg.get("modulus", 5))
+        assert len(prompt) == length
+        if length < 3:
+            assert set(prompt) == {"0"}
+            return None, ["0"]
+        assert prompt[-2] == "=" and prompt[-1] in DIGITS[:m] and prompt.count("x") == 1 and "*" not in prompt
+        lhs = prompt[:-2]
+        _bits_of(ctx, prompt, (*DIGITS[:m], "+", "-", "(", ")", "x", "="))
+        text = "".join(lhs)
+        assert re.fullmatch(r"[0-9+\-()x]+", text), text
+        f = eval(f"lambda x: {text}", {"__builtins__": {}})  # the left-hand side as a function of x
+        sols = [d for d in range(m) if f(d) % m == int(prompt[-1])]
+        assert len(sols) == 1, f"{len(sols)} solutions"
+        return None, [str(sols[0])]
+    if name in ("reverse_string", "duplicate_string", "odds_first", "bucket_sort"):
+        k = int(cfg.get("vocab_size", 5 if name == "bucket_sort" else 2))
+        assert len(prompt) == length
+        _bits_of(ctx, prompt, DIGITS[:k])
+        if name == "reverse_string":
+            return None, prompt[::-1]
+        if name == "duplicate_string":
+            return None, prompt + prompt
+        if name == "odds_first":  # 1-based odd positions s1 s3 ... then s2 s4 ...
+            return None, [prompt[i] for i in range(0, length, 2)] + [prompt[i] for i in range(1, length, 2)]
+        return None, [str(d) for d in range(k) for _ in range(prompt.count(str(d)))]
+    if name == "stack_manipulation":
+        assert len(prompt) == length
+        _bits_of(ctx, prompt, (*BIT, "pop", "push0", "push1"))
+        n_bits = next((i for i, s in enumerate(prompt) if s not in BIT), length)
+        assert all(s not in BIT for s in prompt[n_bits:]), "bits after the first action"
+        assert n_bits >= 1 and (length == 1 or n_bits <= length - 1), f"{n_bits} stack bits at length {length}"
+        stack = list(prompt[:n_bits])
+        for act in prompt[n_bits:]:
+            stack = stack[:-1] if act == "pop" else [*stack, act[-1]]
+        return None, [*stack[::-1], "$"]
+    if name == "missing_duplicate_string":
+        assert len(prompt) == length
+        if length == 1:
+            assert prompt == ("1",)
+            return None, ["1"]
+        body, pad = prompt[: 2 * (length // 2)], prompt[2 * (length // 2) :]
+        assert pad == ("#",) * (length % 2) and body.count("_") == 1
+        _bits_of(ctx, body, (*BIT, "_"))
+        h = length // 2
+        i = body.index("_")
+        left, right = body[:h], body[h:]
+        assert all(a == b for j, (a, b) in enumerate(zip(left, right)) if j != i % h), "halves differ"
+        return None, [right[i] if i < h else left[i - h]]
+    if name in ("binary_addition", "binary_multiplication"):
+        op = "+" if name == "binary_addition" else "*"
+        assert len(prompt) == length
+        _bits_of(ctx, prompt, (*BIT, op))
+        if op not in prompt:
+            assert length <= 2, "no operator at length > 2"
+            assert _le_value(prompt) <= 2**length - 2
+            return None, ([*_le_bits(_le_value(prompt))] if op == "+" else ["0"] * (length - 1)) + ["$"]
+        assert prompt.count(op) == 1 and length >= 3
+        i = prompt.index(op)
+        a, b = prompt[:i], prompt[i + 1 :]
+        assert a and b and _le_value(a) >= 1 and _le_value(b) >= 1, "operands are >= 1"
+        ctx.add("operand_len", len(a))
+        value = _le_value(a) + _le_value(b) if op == "+" else _le_value(a) * _le_value(b)
+        return None, [*_le_bits(value), "$"]
+    if name == "compute_sqrt":
+        assert len(prompt) == length
+        _bits_of(ctx, prompt, BIT)
+        n = int("".join(prompt), 2)
+        assert n >= 1
+        root = format(_isqrt(n), "b")
+        return None, list("0" * (-(-length // 2) - len(root)) + root)
+    raise AssertionError(f"no oracle for {name}")
+
+
+# -- LEGO (Zhang et al. 2022; query: one after Kazemnejad et al. 2023) -------------------------------------
+
+LEGO_VALUES = {"+1": 1, "-1": -1}
+
+
+def lego(ctx: Ctx, prompt: tuple, length: int, extra: dict):
+    cfg = ctx.cfg
+    spec = cfg.get("variables", 26)
+    names = set((string.ascii_lowercase + string.ascii_uppercase)[:spec] if isinstance(spec, int) else spec)
+    body, asked = list(prompt), None
+    if cfg.get("query", "all") == "one":
+        assert body[-2] == "?", "query one: the prompt must end with `? v`"
+        body, asked = body[:-2], body[-1]
+    clauses = split_at(body, ";")
+    assert len(clauses) == length, f"{len(clauses)} clauses for length {length}"
+    root, parent, sign, const = None, {}, {}, None
+    for c in clauses:
+        assert c[0] in names and c[1] == "=", f"bad clause {c}"
+        if len(c) == 3:
+            assert c[2] in LEGO_VALUES and root is None, "exactly one constant clause"
+            root, const = c[0], LEGO_VALUES[c[2]]
+        else:
+            assert len(c) == 4 and c[2] in ("+", "-") and c[3] in names, f"bad clause {c}"
+            parent[c[0]], sign[c[0]] = c[3], 1 if c[2] == "+" else -1
+    lhs = [c[0] for c in clauses]
+    assert len(set(lhs)) == length and root is not None
+    child = {p: v for v, p in parent.items()}
+    assert len(child) == len(parent), "a variable feeds two others: not a chain"
+    chain, value = [root], {root: const}
+    while chain[-1] in child:  # walk the chain from its constant
+        nxt = child[chain[-1]]
+        value[nxt] = value[chain[-1]] * sign[nxt]
+        chain.append(nxt)
+    assert len(chain) == length, "the clauses do not form one chain"
+    ctx.add("in_chain_order", lhs == chain)
+    if not cfg.get("shuffle", True):
+        assert lhs == chain, "shuffle=false: clauses must be in chain order"
+    show = {1: "+1", -1: "-1"}
+    if asked is not None:
+        pos = chain.index(asked)
+        assert pos >= min(-(-length // 2), length - 1), f"asked chain position {pos} is in the first half"
+        ctx.stats.setdefault("asked_pos", set()).add((length, pos))
+        return None, [show[value[asked]]]
+    return None, [s for v in lhs for s in (v, show[value[v]])]
+
+
+# -- SCAN (Lake & Baroni 2018, the phrase-structure grammar and its interpretation functions) -------------
+
+SCAN_U = {"walk": "I_WALK", "look": "I_LOOK", "run": "I_RUN", "jump": "I_JUMP"}
+SCAN_DIR = {"left": "I_TURN_LEFT", "right": "I_TURN_RIGHT"}
+
+
+def _scan_v(words: list[str]) -> list[str]:
+    text = " ".join(words)
+    m = re.fullmatch(r"(walk|look|run|jump|turn)(?: (opposite|around))? (left|right)", text)
+    if m:
+        u, mod, d = m.groups()
+        unit = [SCAN_DIR[d]] + ([] if u == "turn" else [SCAN_U[u]])
+        if mod is None:
+            return unit
+        if mod == "opposite":
+            return [SCAN_DIR[d], *unit]
+        return unit * 4
+    assert text in SCAN_U, f"not a SCAN verb phrase: {text!r}"
+    return [SCAN_U[text]]
+
+
+def _scan_s(words: list[str]) -> list[str]:
+    times = {"twice": 2, "thrice": 3}.get(words[-1])
+    return _scan_v(words[:-1]) * times if times else _scan_v(words)
+
+
+def scan(ctx: Ctx, prompt: tuple, length: int, extra: dict):
+    words = list(prompt)
+    assert len(words) <= 9
+    conj = [w for w in words if w in ("and", "after")]
+    assert len(conj) <= 1
+    for w in words:
+        ctx.stats.setdefault("words", set()).add(w)
+    if conj:
+        i = words.index(conj[0])
+        x1, x2 = _scan_s(words[:i]), _scan_s(words[i + 1 :])
+        actions = x1 + x2 if conj[0] == "and" else x2 + x1
+    else:
+        actions = _scan_s(words)
+    assert len(actions) == length, f"{len(actions)} actions for length {length}"
+    ctx.stats.setdefault("commands", set()).add(prompt)
+    return None, actions
+
+
+# -- PCFG SET (Hupkes et al. 2020; the function definitions of github.com/MathijsMul/pcfg-set) -------------
+
+PCFG_UNARY = {
+    "copy": lambda x: x, "reverse": lambda x: x[::-1], "shift": lambda x: x[1:] + x[:1],
+    "echo": lambda x: [*x, x[-1]], "swap_first_last": lambda x: [x[-1], *x[1:-1], x[0]],
+    "repeat": lambda x: x + x,
+}
+PCFG_BINARY = {
+    "append": lambda x, y: x + y, "prepend": lambda x, y: y + x,
+    "remove_first": lambda x, y: y, "remove_second": lambda x, y: x,
+}
+PCFG_LETTER = re.compile(r"[A-Z](?:[1-9]|1[0-9]|20)")
+
+
+def pcfg(ctx: Ctx, prompt: tuple, length: int, extra: dict):
+    toks, pos, leaves = list(prompt), 0, []
+
+    def parse() -> list[str]:  # left to right, recursive descent over the prefix notation
+        nonlocal pos
+        tok = toks[pos]
+        if tok in PCFG_UNARY:
+            pos += 1
+            ctx.add(tok)
+            return PCFG_UNARY[tok](parse())
+        if tok in PCFG_BINARY:
+            pos += 1
+            ctx.add(tok)
+            first = parse()
+            assert toks[pos] == ",", f"expected , at {pos}"
+            pos += 1
+            return PCFG_BINARY[tok](first, parse())
+        start = pos
+        while pos < len(toks) and PCFG_LETTER.fullmatch(toks[pos]):
+            pos += 1
+        leaf = toks[start:pos]
+        assert 2 <= len(leaf) <= 5, f"string argument of {len(leaf)} letters"
+        ctx.add(f"leaf{len(leaf)}")
+        leaves.append(tuple(leaf))
+        return list(leaf)
+
+    out = parse()
+    assert pos == len(toks), "trailing tokens"
+    n_calls = sum(t in PCFG_UNARY or t in PCFG_BINARY for t in toks)
+    assert n_calls == length, f"{n_calls} function calls for length {length}"
+    assert len(set(leaves)) == len(leaves), "a string argument repeats"
+    assert len(out) <= int(ctx.cfg.get("max_target", 1000))
+    return None, out
+
+
+# -- RULER retrieval (Hsieh et al. 2024), needles in the passkey filler --------------------------------------
+
+R_HEAD = ("the", "magic", "number", "for")
+
+
+def _filler_window(filler: Sequence[str]) -> None:
+    if filler:
+        period = len(FILLER_TEXT)
+        ok = any(all(FILLER_TEXT[(o + t) % period] == w for t, w in enumerate(filler)) for o in range(period))
+        assert ok, "the filler is not a window of the repeated filler text"
+
+
+def _cut(prompt: tuple, start: tuple[str, ...], pattern: re.Pattern, question_len: int):
+    """The inserted items (each begins with ``start`` and ends at the next ``.``) with the number of
+    filler tokens before each, and the filler tokens left over."""
+    body = prompt[: len(prompt) - question_len]
+    items, filler, i = [], [], 0
+    while i < len(body):
+        if body[i : i + len(start)] == start:
+            j = body.index(".", i) + 1
+            assert pattern.fullmatch(" ".join(body[i:j])), f"malformed insert: {body[i:j]}"
+            items.append((len(filler), body[i:j]))
+            i = j
+        else:
+            filler.append(body[i])
+            i += 1
+    return items, filler
+
+
+def ruler(ctx: Ctx, prompt: tuple, length: int, extra: dict):
+    cfg, name = ctx.cfg, ctx.cfg["name"]
+    d = int(cfg.get("value_digits", 5 if name == "variable_tracking" else 7))
+    depths = cfg.get("depths") or [0.0, 0.25, 0.5, 0.75, 1.0]
+    num = rf"[1-9]( [0-9]){{{d - 1}}}"
+    assert len(prompt) == length, f"{len(prompt)} tokens for length {length}"
+    depth = extra.get("depth")
+    assert depth in depths, f"depth {depth} not in {depths}"
+    ctx.stats.setdefault("depths", set()).add(depth)
+    if name in ("niah_multikey", "niah_multivalue"):
+        ask = ("what", "is", "the", "magic", "number", "for") if name == "niah_multikey" else \
+            ("what", "are", "all", "the", "magic", "numbers", "for")
+        q = len(ask) + 2
+        assert prompt[-q:-2] == ask and prompt[-1] == "?", "question"
+        key = prompt[-2]
+        items, filler = _cut(prompt, ("the", "magic"), re.compile(rf"the magic number for k\d+ is {num} \."), q)
+        keys = [n[4] for _, n in items]
+        values = [tuple(n[6:-1]) for _, n in items]
+        asked = [k for k, kk in enumerate(keys) if kk == key]
+        if name == "niah_multikey":
+            assert len(items) == int(cfg.get("keys", 4)) and len(set(keys)) == len(keys), f"keys {keys}"
+            (first,) = asked
+            answer = list(values[first])
+        else:
+            assert len(items) == int(cfg.get("values", 4)) and set(keys) == {key}, f"keys {keys}"
+            assert len(set(values)) == len(values), "repeated values"
+            first = 0
+            answer = [s for k, v in enumerate(values) for s in ([","] * (k > 0) + list(v))]
+        pool = int(cfg.get("key_pool", 64))
+        assert all(int(k[1:]) < pool for k in keys)
+        before = items[first][0]
+    else:
+        hops, chains = int(cfg.get("hops", 4)), int(cfg.get("chains", 1))
+        ask = ("find", "all", "variables", "assigned", "the", "value")
+        q = len(ask) + d + 1
+        assert prompt[-q:-q + len(ask)] == ask and prompt[-1] == "?", "question"
+        value = prompt[-d - 1 : -1]
+        items, filler = _cut(prompt, ("var",), re.compile(rf"var X\d+ = (?:{num}|var X\d+) \."), q)
+        assert len(items) == chains * (hops + 1), f"{len(items)} assignments"
+        lhs = [n[1] for _, n in items]
+        assert len(set(lhs)) == len(lhs), "a variable is assigned twice"
+        source = {n[1]: (tuple(n[3:-1]) if n[3] != "var" else n[4]) for _, n in items}
+        roots = [v for v, s in source.items() if isinstance(s, tuple)]
+        assert len(roots) == chains and len({source[r] for r in roots}) == chains, "distinct chain values"
+        (root,) = [r for r in roots if source[r] == value]
+        chain = [root]
+        while True:  # walk from the asked value's root: each variable is assigned from the previous one
+            nxt = [v for v, s in source.items() if s == chain[-1]]
+            assert len(nxt) <= 1
+            if not nxt:
+                break
+            chain.append(nxt[0])
+        assert len(chain) == hops + 1
+        order = [lhs.index(v) for v in chain]
+        assert order == sorted(order), "the chain's assignments are out of order"
+        before = items[order[0]][0]
+        answer = chain
+    n_filler = len(filler)
+    _filler_window(filler)
+    assert before == round(depth * n_filler), f"asked needle after {before} filler tokens, depth {depth} of {n_filler}"
+    return None, answer
+
+
+ORACLES.update({**dict.fromkeys(CHOMSKY, chomsky), "lego": lego, "scan": scan, "pcfg": pcfg,
+                **dict.fromkeys(RULER, ruler)})
+
+
+def _new_aggregates(case: Case, ctx: Ctx) -> None:
+    name, st, cfg = case.cfg["name"], ctx.stats, case.cfg
+    alphabet = {"even_pairs": 2, "parity_check": 2, "compute_sqrt": 2, "cycle_navigation": 3}.get(name)
+    if name in ("duplicate_string", "reverse_string", "odds_first", "bucket_sort"):
+        alphabet = int(cfg.get("vocab_size", 5 if name == "bucket_sort" else 2))
+    if alphabet:
+        assert len(st["seen"]) == alphabet, f"input symbols drawn: {sorted(st['seen'])}"
+    if name == "modular_arithmetic_brackets":
+        assert ("*" in st["seen"]) == bool(cfg.get("mult", True)) and {"+", "-", "(", ")"} <= st["seen"]
+    if name in ("binary_addition", "binary_multiplication"):
+        assert st["operand_len"] > 0 and {"+" if name == "binary_addition" else "*", "0", "1"} <= st["seen"]
+    if name == "lego":
+        ordered = st.get("in_chain_order", 0)
+        if cfg.get("shuffle", True):
+            assert ordered < N // 4, f"shuffle=true but {ordered} of {N} prompts are in chain order"
+        if cfg.get("query") == "one":
+            assert len({p for _, p in st["asked_pos"]}) > 5, "the asked variable is not spread over the chain"
+    if name == "scan":
+        assert st["words"] == {*SCAN_U, "turn", "left", "right", "opposite", "around", "twice", "thrice", "and",
+                               "after"}
+        assert len(st["commands"]) > N * 0.6, f"only {len(st['commands'])} distinct commands"
+    if name == "pcfg":
+        assert all(st.get(f, 0) > 0 for f in (*PCFG_UNARY, *PCFG_BINARY)), st
+        assert all(st.get(f"leaf{k}", 0) > N // 20 for k in range(2, 6)), st
+    if name in RULER:
+        assert st["depths"] == set(cfg.get("depths") or [0.0, 0.25, 0.5, 0.75, 1.0])
+
+
 # -- the test ----------------------------------------------------------------------------------------------
 
 
@@ -519,6 +965,7 @@ def _aggregate_checks(case: Case, ctx: Ctx) -> None:
         vocab = set(_vocab(case.cfg["symbols"]))
         need = len(vocab) if name != "repeat" else min(len(vocab), 150)  # repeat draws one symbol per example
         assert len(st["seen"]) >= need, f"only {len(st['seen'])} of {len(vocab)} symbols drawn"
+    _new_aggregates(case, ctx)
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.cid) for c in CASES])

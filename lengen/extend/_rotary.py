@@ -23,7 +23,10 @@ class RotaryMethod(Extension):
 
     def setup(self, model) -> None:
         self.dims, self.base = int(model.pe.rot), float(model.pe.base)
-        fn = functools.partial(self.inv_freq)
+        if self.dynamic:
+            fn = functools.partial(self.inv_freq)
+        else:  # computed once, not per forward
+            fn = functools.partial(lambda frequencies, length: frequencies, self.inv_freq())
         fn.dynamic = self.dynamic
         model.pe.set_frequencies(fn)
         if self.attention_factor() != 1.0:

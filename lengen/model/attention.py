@@ -242,12 +242,14 @@ class BandedAttention:
             return seen
         return self.pe.bias(q_pos, k_pos, layer).to(self.dtype).masked_fill(~seen, float("-inf"))
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: int) -> torch.Tensor:
-        """Attention output ``[B, H, Lq, Dh]`` for rotated ``q``, (cached) rotated keys ``k``, values ``v``."""
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: int,
+               scale: float | None = None) -> torch.Tensor:
+        """Attention output ``[B, H, Lq, Dh]`` for rotated ``q``, (cached) rotated keys ``k``, values ``v``;
+        ``scale`` is the logit scale (default ``1 / sqrt(head dim)``)."""
         rotary = self.pe.has_rotate and self.band.far != "none"
-        q_far = self.pe.rotate(q, self._far_q - self.q_pos) if rotary else None
-        scale = q.shape[-1] ** -0.5  # the head dim, also when the rotary branches double it below
-        parts = []
+        if scale is None:  # the head dim, also when the rotary branches double it below
+            scale = q.shape[-1] ** -0.5
+        y = v.new_empty(*q.shape[:3], v.shape[-1])
         for qs in range(0, q.shape[2], self.block):
             qe = min(q.shape[2], qs + self.block)
             near, far, (a, b), (c, d) = self.masks(qs, qe)
@@ -259,13 +261,14 @@ class BandedAttention:
                 vb = torch.cat([vb, v[:, :, c:d]], dim=2)
                 if rotary:  # one call for both branches: [q, q_far] . [k, 0] near, . [0, k_far] far
                     kf = self.pe.rotate(k[:, :, c:d], far_k - self.k_pos[:, c:d])
-                    qb = torch.cat([qb, q_far[:, :, qs:qe]], dim=-1)
+                    qf = self.pe.rotate(qb, self._far_q[:, qs:qe] - self.q_pos[:, qs:qe])
+                    qb = torch.cat([qb, qf], dim=-1)
                     kb = torch.cat([torch.cat([kb, torch.zeros_like(kb)], dim=-1),
                                     torch.cat([torch.zeros_like(kf), kf], dim=-1)], dim=2)
                 else:
                     kb = torch.cat([kb, k[:, :, c:d]], dim=2)
-            parts.append(F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask, scale=scale))
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
+            y[:, :, qs:qe] = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask, scale=scale)
+        return y
 
 
 @dataclass
@@ -304,29 +307,33 @@ class CausalSelfAttention(nn.Module):
             (q, k), v = pe.rotate(qkv[:2], pos).unbind(0), qkv[2]
         else:
             q, k, v = qkv.unbind(0)
-        if override is not None and override.scale is not None:  # logits q.k scale with q (per query)
-            scale = override.scale
-            q = q * (scale.to(q.dtype) if isinstance(scale, torch.Tensor) else scale)
+        scale = None  # SDPA's default, 1 / sqrt(head_dim)
+        if override is not None and isinstance(override.scale, torch.Tensor):  # per query: logits scale with q
+            q = q * override.scale.to(q.dtype)
+        elif override is not None and override.scale is not None:
+            scale = float(override.scale) * self.head_dim**-0.5
         past = 0
         if cache is not None:
             past = cache.length(self.layer)
             k, v = cache.update(self.layer, k, v)
         p = self.dropout if self.training else 0.0
         if override is not None and override.band is not None:
-            y = override.band.attend(q, k, v, self.layer)
+            y = override.band.attend(q, k, v, self.layer, scale)
         elif bias is None and mask is not None:  # packed rows: block-diagonal causal mask
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=scale)
         elif bias is None:
             if past == 0 or length == 1:
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=past == 0 and length > 1)
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=past == 0 and length > 1,
+                                                   scale=scale)
             else:  # chunked prefill on top of a cache: explicit bottom-right causal mask
                 q_idx = torch.arange(past, past + length, device=x.device)
                 mask = torch.arange(past + length, device=x.device)[None, :] <= q_idx[:, None]
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=scale)
         else:
             parts = [
                 F.scaled_dot_product_attention(
-                    q[:, :, qs:qe], k[:, :, : past + qe], v[:, :, : past + qe], attn_mask=mask, dropout_p=p
+                    q[:, :, qs:qe], k[:, :, : past + qe], v[:, :, : past + qe], attn_mask=mask, dropout_p=p,
+                    scale=scale,
                 )
                 for qs, qe, mask in bias.blocks(self.layer)
             ]
