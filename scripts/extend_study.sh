@@ -30,28 +30,33 @@ fi
 # Every run is re-evaluated up to 4x its longest training length (eval.max_len), 40 examples per length,
 # with every method that applies to its PE: the rotary methods with a factor at factors 2 and 4
 # (self_extend: group 2 and 4), the factor-free ones once. One `lengen eval -m` per PE family and task
-# (one process, so Lightning is imported once per sweep). A task whose evaluations all finished leaves
-# EVALS_DONE in its folder and is skipped on a rerun.
+# (one process, so Lightning is imported once per sweep). Each finished sweep is listed in the task's
+# EVALS_DONE and skipped on a rerun; SWEEPS picks some of them (default: all four).
 N_PER_LENGTH=${N_PER_LENGTH:-40}
+SWEEPS=${SWEEPS:-rope-factor rope-once biased-factor others-once}
 if [[ $STAGE == all || $STAGE == eval ]]; then
   t0=$(secs)
   for task in ${TASKS//,/ }; do
     base="$RUNS/$STUDY/$task"
-    [[ -f $base/EVALS_DONE ]] && { echo "evaluations of $task done (remove $base/EVALS_DONE to redo)"; continue; }
     dirs() { local out=(); for pe in "$@"; do for d in "$base/$pe"/default/seed*; do
       [[ -f $d/results.parquet ]] && out+=("$d"); done; done; (IFS=,; echo "${out[*]}"); }
     train_max=$(python -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['task']['train_max'])" \
       "$(ls -d "$base"/*/default/seed*/config.yaml | head -1)")
     ev=(eval.max_len=$(( 4 * train_max )) eval.n_per_length="$N_PER_LENGTH" "${COMMON[@]}")
     rope=$(dirs rope); biased=$(dirs t5 alibi); others=$(dirs t5 alibi nope)
-    sweep() { lengen eval -m "$@" "${ev[@]}" >> "$base/evals.log" 2>&1; }
-    [[ -n $rope ]] && sweep run_dir="$rope" \
-      extend=pi,ntk,dynamic_ntk,yarn,giraffe_power,giraffe_truncate,self_extend extend.factor=2,4
-    [[ -n $rope ]] && sweep run_dir="$rope" extend=none,abf,lm_infinite,sliding_window,temperature
-    [[ -n $biased ]] && sweep run_dir="$biased" extend=self_extend extend.factor=2,4
-    [[ -n $others ]] && sweep run_dir="$others" extend=none,lm_infinite,sliding_window,temperature
-    date > "$base/EVALS_DONE"
-    echo "evaluated $task: $(( ($(secs) - t0) / 60 )) min so far"
+    sweep() {  # sweep ID RUN_DIRS OVERRIDES...: one `lengen eval -m`, once
+      local id=$1 list=$2; shift 2
+      [[ " $SWEEPS " == *" $id "* && -n $list ]] || return 0
+      grep -qx "$id" "$base/EVALS_DONE" 2>/dev/null && { echo "$task $id: done before"; return 0; }
+      lengen eval -m run_dir="$list" "$@" "${ev[@]}" >> "$base/evals.log" 2>&1
+      echo "$id" >> "$base/EVALS_DONE"
+      echo "$task $id: evaluated ($(( ($(secs) - t0) / 60 )) min so far)"
+    }
+    sweep rope-factor "$rope" extend=pi,ntk,dynamic_ntk,yarn,giraffe_power,giraffe_truncate,self_extend \
+      extend.factor=2,4
+    sweep rope-once "$rope" extend=none,abf,lm_infinite,sliding_window,temperature
+    sweep biased-factor "$biased" extend=self_extend extend.factor=2,4
+    sweep others-once "$others" extend=none,lm_infinite,sliding_window,temperature
   done
   echo "evaluation wall time: $(( ($(secs) - t0) / 60 )) min $(( ($(secs) - t0) % 60 )) s"
 fi

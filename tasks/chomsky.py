@@ -88,10 +88,13 @@ class _Chomsky(Task):
         raise NotImplementedError
 
     def example(self, rng: np.random.Generator, length: int) -> Example:
-        if length < 1:
-            raise TaskConfigError(f"{self.name} length {length} is below the smallest length 1")
+        self.check_length(length)
         prompt = self.draw(rng, length)
         return Example(prompt=prompt, target=self.solve(prompt), length=length)
+
+    def check_length(self, length: int) -> None:
+        if length < 1:
+            raise TaskConfigError(f"{self.name} length {length} is below the smallest length 1")
 
 
 def _alphabet(cfg, key: str, default: int, lo: int = 2) -> tuple[str, ...]:
@@ -246,15 +249,9 @@ def bracket_expression(rng: np.random.Generator, modulus: int, length: int, ops:
     1: ``d``; 2: ``-d``; 3: ``(d)``; 4: ``(-d)``; >= 5: ``(left op right)`` with the left part's length
     uniform in 1..length-4.
     """
-    d = str(int(rng.integers(0, modulus)))
-    if length == 1:
-        return [d]
-    if length == 2:
-        return ["-", d]
-    if length == 3:
-        return ["(", d, ")"]
-    if length == 4:
-        return ["(", "-", d, ")"]
+    if length <= 4:
+        d = str(int(rng.integers(0, modulus)))
+        return {1: [d], 2: ["-", d], 3: ["(", d, ")"], 4: ["(", "-", d, ")"]}[length]
     left = int(rng.integers(1, length - 3))
     a = bracket_expression(rng, modulus, left, ops)
     b = bracket_expression(rng, modulus, length - left - 3, ops)
@@ -297,6 +294,7 @@ class SolveEquation(_Modular):
         return ("+", "-", "(", ")", "x", "=")
 
     def example(self, rng, length):
+        self.check_length(length)
         if length < 3:
             return Example(prompt=("0",) * length, target=("0",), length=length)
         expr = bracket_expression(rng, self.modulus, length - 2, ("+", "-"))
