@@ -74,20 +74,20 @@ def _online_or_offline(cfg: Any, run_dir: Path, config: dict) -> WandbLogger:
         return _wandb(cfg, run_dir, config, "offline")
 
 
-def log_results(logger: Logger | None, rows: pd.DataFrame, summary: dict[str, float]) -> None:
+def log_results(logger: Logger | None, rows: pd.DataFrame, summary: dict[str, float], step: int | None = None) -> None:
     """Per-length table, accuracy-vs-length chart and the in/beyond summary (a logging failure
     is a warning: the local results are already written)."""
     if logger is None:
         return
     try:
-        _log_results(logger, rows, summary)
+        _log_results(logger, rows, summary, step)
     except Exception as e:  # an optional service must never fail a finished run
         warnings.warn(f"could not log results to {type(logger).__name__} ({type(e).__name__}: {e}); "
                       f"the run's results.parquet is complete", stacklevel=2)
 
 
-def _log_results(logger: Logger, rows: pd.DataFrame, summary: dict[str, float]) -> None:
-    logger.log_metrics({f"eval/{k}_exact_match": v for k, v in summary.items()})
+def _log_results(logger: Logger, rows: pd.DataFrame, summary: dict[str, float], step: int | None) -> None:
+    logger.log_metrics({f"eval/{k}_exact_match": v for k, v in summary.items()}, step=step)
     if isinstance(logger, WandbLogger):
         import wandb
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint, RichProgressBar
 from omegaconf import OmegaConf
 from rich.console import Console
 
@@ -24,6 +24,28 @@ from lengen.rundir import Run
 from lengen.training import LengenModule
 
 OPTIM_KEYS = ("lr", "weight_decay", "betas", "warmup", "schedule", "min_lr_ratio", "max_steps")
+
+
+class SaveLast(Checkpoint):
+    """``last.ckpt`` after every validation and at the end of training.
+
+    A :class:`Checkpoint` subclass listed after the best-checkpoint callback, so Lightning runs it
+    after that one has recorded the new best (the state a resumed run continues from).
+
+    Not ModelCheckpoint's ``save_last``: with a monitor it writes ``last.ckpt`` only when a new best
+    is saved, so once validation stops improving, "last" would hold the best weights and a killed
+    run would resume from the last improvement instead of the last validation.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            trainer.save_checkpoint(self.path)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.save_checkpoint(self.path)
 
 
 def build_module(run: Run, vocab_size: int) -> LengenModule:
@@ -39,8 +61,8 @@ def build_module(run: Run, vocab_size: int) -> LengenModule:
 def build_trainer(run: Run, logger: Any, checkpoint: ModelCheckpoint) -> L.Trainer:
     t = run.cfg.trainer
     max_steps = int(t.max_steps)
-    callbacks: list[L.Callback] = [checkpoint, GracefulInterrupt(run.checkpoint("last")),
-                                   ProgressFile(run.dir / PROGRESS_FILE)]
+    callbacks: list[L.Callback] = [GracefulInterrupt(run.checkpoint("last")), ProgressFile(run.dir / PROGRESS_FILE),
+                                   checkpoint, SaveLast(run.checkpoint("last"))]
     if t.enable_progress_bar:
         callbacks.append(RichProgressBar(leave=True))
     return L.Trainer(
@@ -69,7 +91,7 @@ def fit(run: Run, module: LengenModule, data, splits: dict, logger: Any, console
     cfg = run.cfg
     last = run.checkpoint("last")
     checkpoint = ModelCheckpoint(dirpath=last.parent, filename="best", monitor="val/selection", mode="max",
-                                 save_top_k=1, save_last=True, enable_version_counter=False)
+                                 save_top_k=1, enable_version_counter=False)
     trainer = build_trainer(run, logger, checkpoint)
     pad = data.tokenizer.pad_id
     train_store, val_store = TokenStore(splits["train"], pad), TokenStore(splits["val"], pad)

@@ -74,7 +74,7 @@ def train(cfg: DictConfig, console=None, *, in_sweep: bool = False) -> Path:
         rows = evaluate_run(run, model, data, splits["test"], checkpoint=chosen.name, device=device)
         eval_seconds = time.perf_counter() - start
         write_results(rows, run.dir)
-        log_results(logger, rows, summary(rows))
+        log_results(logger, rows, summary(rows), step=module.global_step)
     finally:
         lock.release()
     lengths = sorted({run.train_range[1], max(eval_lengths(cfg))})

@@ -24,6 +24,8 @@ class TokenStore:
     """All sequences of a split as one flat int array plus offsets (cheap to slice and pad)."""
 
     def __init__(self, ds: datasets.Dataset, pad_id: int) -> None:
+        if getattr(ds, "_indices", None) is not None:  # a .select()/.shuffle() view: read its rows only
+            ds = ds.flatten_indices()
         table = ds.data.table if hasattr(ds.data, "table") else ds.data
         ids = table.column("input_ids").combine_chunks()
         self.flat = ids.values.to_numpy(zero_copy_only=False).astype(np.int64)
