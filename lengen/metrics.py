@@ -49,4 +49,5 @@ def per_token_accuracy(s: dict[str, torch.Tensor]) -> torch.Tensor:
 #: result column -> per-example value from :func:`token_scores` (averaged per length and group).
 EXAMPLE_METRICS: dict[str, Callable[[dict[str, torch.Tensor]], torch.Tensor]] = {
     "exact_match": lambda s: s["exact"],
+    "per_token_accuracy": per_token_accuracy,
 }

@@ -28,7 +28,7 @@ META_COLUMNS = ("run_id", "study", "task", "variant", "pe", "seed", "train_min",
 MEASURE_COLUMNS = ("eval_length", "in_range", "n")
 #: accuracy columns a report can tabulate, rank and plot (``lengen report --metric``); a new
 #: metric adds its name here and its computation in ``lengen.metrics``.
-METRICS = ("exact_match", "answer_exact_match", "token_accuracy", "step_accuracy")
+METRICS = ("exact_match", "answer_exact_match", "token_accuracy", "step_accuracy", "per_token_accuracy")
 #: other numeric columns of the contract.
 OTHER_NUMERIC = ("loss",)
 #: the evaluation-time extension method of ``lengen eval extend=NAME`` (``lengen.extend``): its name
