@@ -98,7 +98,11 @@ class Run:
             raise ConfigError(f"run_dir={run_dir!r} must be the folder of a finished lengen train run")
         run_dir = Path(str(run_dir))
         path = run_dir / CONFIG_FILE
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError as e:  # e.g. a name longer than the file system allows
+            raise ConfigError(f"run_dir={str(run_dir)[:80]}...: {e.strerror}") from None
+        if not found:
             raise ConfigError(f"run_dir={run_dir} is not a lengen run directory (no {CONFIG_FILE} there)")
         try:
             cfg = OmegaConf.load(path)
