@@ -5,10 +5,12 @@
 # factors 2 and 4, then `lengen report ... evals=true`.
 #
 #   bash scripts/extend_study.sh [RUNS_ROOT] [OUT] [STAGE]      # STAGE: all | train | eval | report
+#   TASKS=copy PES=rope SEEDS=1 bash scripts/extend_study.sh /tmp/runs /tmp/out   # a subset
 #
 # Defaults: RUNS_ROOT=results/extend-cpu/rundirs (committed without checkpoints), OUT=results/extend-cpu.
-# Training runs one job at a time with one torch thread; rerunning skips finished runs and
-# evaluations whose results.parquet exists.
+# Training runs one job at a time with one torch thread. Rerunning skips finished runs (results.parquet)
+# and finished evaluation sweeps (listed in <task>/EVALS_DONE); on a fresh clone (no checkpoints) the
+# committed rows rebuild the report: bash scripts/extend_study.sh results/extend-cpu/rundirs results/extend-cpu report
 set -euo pipefail
 RUNS=${1:-results/extend-cpu/rundirs}
 OUT=${2:-results/extend-cpu}
@@ -61,6 +63,23 @@ if [[ $STAGE == all || $STAGE == eval ]]; then
   echo "evaluation wall time: $(( ($(secs) - t0) / 60 )) min $(( ($(secs) - t0) % 60 )) s"
 fi
 
+# The report (exact match: tables, ranking, plots, extend.md), then the same view in token accuracy
+# (tables, and the plots by method only) in $OUT/token_accuracy.
 if [[ $STAGE == all || $STAGE == report ]]; then
-  lengen report "$RUNS/$STUDY" out="$OUT" evals=true title="'Evaluation-time length extension, CPU scale'"
+  lengen report "$RUNS/$STUDY" out="$OUT" evals=true
+  lengen report "$RUNS/$STUDY" out="$OUT/token_accuracy" evals=true metric=token_accuracy plots=false \
+    title=extend-cpu
+  python - "$RUNS/$STUDY" "$OUT/token_accuracy" <<'PY'
+import sys
+import warnings
+from pathlib import Path
+
+from lengen.report import load_runs, save
+from lengen.report import extend as methods
+
+warnings.simplefilter("ignore")
+df, _ = load_runs([sys.argv[1]], evals=True)
+for name, make in methods.plots(df, "token_accuracy", "extend-cpu"):
+    print(save(make(), Path(sys.argv[2]) / name))
+PY
 fi

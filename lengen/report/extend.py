@@ -156,10 +156,17 @@ def plot(rows: pd.DataFrame, metric: str = "exact_match", *, label: str = "", ti
             ax.axvline(k * train_max, color="0.6", ls=":", lw=1)
     order = rows.drop_duplicates("method")
     order = order.assign(_o=_order(order["method"], order["extend"], order["extend_factor"])).sort_values("_o")
-    for method in order["method"]:
+    # one colour per method name, one line style per factor of that method
+    names = list(dict.fromkeys(n for n in order["extend"] if n != "none"))
+    palette = [f"C{i}" for i in range(10)] + ["#8c564b80", "#17becf", "#bcbd22", "#393b79", "#637939", "#843c39"]
+    styles = ("-", "--", ":", "-.")
+    for method, name, factor in zip(order["method"], order["extend"], order["extend_factor"]):
         g = c[c["method"] == method]
-        (line,) = ax.plot(g["eval_length"], g["mean"], lw=2.2 if method == "none" else 1.4,
-                          color="k" if method == "none" else None, label=f"{method} (n={int(g['n_runs'].max())})")
+        factors = sorted(order.loc[order["extend"] == name, "extend_factor"].dropna().unique())
+        style = styles[factors.index(factor) % len(styles)] if factor in factors else "-"
+        color = "k" if name == "none" else palette[names.index(name) % len(palette)]
+        (line,) = ax.plot(g["eval_length"], g["mean"], lw=2.2 if name == "none" else 1.4, ls=style, color=color,
+                          label=f"{method} (n={int(g['n_runs'].max())})")
         if (g["n_runs"] > 1).any():
             ax.fill_between(g["eval_length"], g["min"], g["max"], color=line.get_color(), alpha=0.12, lw=0)
     ax.set_xlim(c["eval_length"].min() - 0.5, c["eval_length"].max() + 0.5)
