@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import datasets
 
 from lengen.data.splits import balanced_counts, draw_split, example_key
 from lengen.data.tokenizer import Tokenizer
+from lengen.io import atomic_dir
 from lengen.tasks import Example, Task, build_task
 
 #: bump when generation or the stored columns change, so stale caches are never read.
@@ -118,14 +117,10 @@ class TaskData:
         if path.exists():
             return datasets.load_from_disk(str(path))
         ds = examples_to_dataset(self._examples(split), self.tokenizer, self.task.group_keys)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
         try:
-            ds.save_to_disk(str(tmp))
-            os.replace(tmp, path)
+            with atomic_dir(path) as tmp:
+                ds.save_to_disk(str(tmp))
         except OSError:
-            if not path.exists():
+            if not path.exists():  # else a concurrent builder of the same split won the rename
                 raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return datasets.load_from_disk(str(path))
