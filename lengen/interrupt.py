@@ -36,7 +36,7 @@ class GracefulInterrupt(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.signum is None:
             return
-        trainer.save_checkpoint(self.last_ckpt)  # atomic: lengen.checkpoint_io.AtomicCheckpointIO
+        trainer.save_checkpoint(self.last_ckpt, weights_only=False)  # atomic: lengen.checkpoint_io.AtomicCheckpointIO
         self._restore()
         raise RunInterrupted(self.signum, trainer.global_step, self.last_ckpt)
 
