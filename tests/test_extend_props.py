@@ -54,6 +54,11 @@ def applicable(name: str, pe: str) -> bool:
     return True
 
 
+def test_every_registered_method_is_covered():
+    """A new method must say what it leaves unchanged within the training length (and get a conf file)."""
+    assert set(METHODS) == {*UNCHANGED, *CHANGED}
+
+
 def test_every_method_has_a_conf_file_with_its_options():
     import yaml
 

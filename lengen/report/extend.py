@@ -158,7 +158,7 @@ def plot(rows: pd.DataFrame, metric: str = "exact_match", *, label: str = "", ti
     order = order.assign(_o=_order(order["method"], order["extend"], order["extend_factor"])).sort_values("_o")
     # one colour per method name, one line style per factor of that method
     names = list(dict.fromkeys(n for n in order["extend"] if n != "none"))
-    palette = [f"C{i}" for i in range(10)] + ["#8c564b80", "#17becf", "#bcbd22", "#393b79", "#637939", "#843c39"]
+    palette = [f"C{i}" for i in range(10)] + ["#393b79", "#637939", "#843c39", "#7b4173", "#e7ba52"]
     styles = ("-", "--", ":", "-.")
     for method, name, factor in zip(order["method"], order["extend"], order["extend_factor"]):
         g = c[c["method"] == method]
