@@ -13,6 +13,7 @@ from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 import lengen.resolvers  # noqa: F401  (registers the resolvers conf/eval.yaml uses)
 from lengen.errors import ConfigError, guarded
@@ -75,7 +76,11 @@ def over_stored(cfg: DictConfig, overrides: list[str], stored: DictConfig) -> Di
     for key in keys:
         if key in ("run_dir", "extend") or key.startswith(("hydra", "extend.")):
             continue
-        OmegaConf.update(merged, key, OmegaConf.select(cfg, key), merge=False, force_add=True)
+        try:
+            value = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
+            OmegaConf.update(merged, key, value, merge=False, force_add=True)
+        except OmegaConfBaseException as e:  # e.g. an interpolation that names nothing
+            raise ConfigError(f"{key}: {' '.join(str(e).split())[:200]}") from None
     if merged.eval.get("lengths") is not None and "eval.lengths" not in keys and any(k in RANGE_KEYS for k in keys):
         merged.eval.lengths = None  # an explicit range asked for replaces the stored list
     return merged
