@@ -108,6 +108,16 @@ def _uniform(rng: np.random.Generator, alphabet: Sequence[str], n: int) -> tuple
 # -- regular ---------------------------------------------------------------------------------------------
 
 
+class _String(_Chomsky):
+    """A task over a uniformly drawn string of ``vocab_size`` symbols (binary by default)."""
+
+    def make_symbols(self):
+        return _alphabet(self.cfg, "vocab_size", 2)
+
+    def draw(self, rng, length):
+        return _uniform(rng, self._symbols, length)
+
+
 @register
 class EvenPairs(_Chomsky):
     """Is the number of ``01`` and ``10`` pairs in a bit string even (``0``) or odd (``1``)?"""
@@ -316,17 +326,11 @@ class SolveEquation(_Modular):
 
 
 @register
-class ReverseString(_Chomsky):
+class ReverseString(_String):
     """The input string reversed (binary by default, ``vocab_size`` symbols)."""
 
     name = "reverse_string"
     level = "dcf"
-
-    def make_symbols(self):
-        return _alphabet(self.cfg, "vocab_size", 2)
-
-    def draw(self, rng, length):
-        return _uniform(rng, self._symbols, length)
 
     def solve(self, prompt):
         return tuple(reversed(prompt))
@@ -368,17 +372,11 @@ class StackManipulation(_Chomsky):
 
 
 @register
-class DuplicateString(_Chomsky):
+class DuplicateString(_String):
     """The input string written twice."""
 
     name = "duplicate_string"
     level = "cs"
-
-    def make_symbols(self):
-        return _alphabet(self.cfg, "vocab_size", 2)
-
-    def draw(self, rng, length):
-        return _uniform(rng, self._symbols, length)
 
     def solve(self, prompt):
         return (*prompt, *prompt)
@@ -411,17 +409,11 @@ class MissingDuplicateString(_Chomsky):
 
 
 @register
-class OddsFirst(_Chomsky):
+class OddsFirst(_String):
     """The symbols at odd positions (1st, 3rd, ...) first, then those at even positions."""
 
     name = "odds_first"
     level = "cs"
-
-    def make_symbols(self):
-        return _alphabet(self.cfg, "vocab_size", 2)
-
-    def draw(self, rng, length):
-        return _uniform(rng, self._symbols, length)
 
     def solve(self, prompt):
         return (*prompt[0::2], *prompt[1::2])

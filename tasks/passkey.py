@@ -29,6 +29,20 @@ QUESTION: tuple[str, ...] = ("what", "is", "the", "pass", "key", "?")
 DEFAULT_DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
+def depths_option(cfg) -> tuple[float, ...]:
+    """``task.depths``: a number or a non-empty list of numbers in [0, 1] (default 0, .25, .5, .75, 1)."""
+    depths = cfg.get("depths")
+    depths = DEFAULT_DEPTHS if depths is None else depths
+    if isinstance(depths, (int, float)):
+        depths = [depths]
+    if not depths:
+        raise TaskConfigError("task.depths=[] is empty; give depths in [0, 1], e.g. [0.0, 0.5, 1.0]")
+    for d in depths:
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 <= d <= 1.0:
+            raise TaskConfigError(f"task.depths contains {d!r}; a depth must be a number in [0, 1]")
+    return tuple(float(d) for d in depths)
+
+
 @register
 class Passkey(Task):
     name = "passkey"
@@ -38,16 +52,7 @@ class Passkey(Task):
         super().__init__(cfg)
         reject_options(self.cfg, self.name)
         self.key_digits = int_option(self.cfg, "key_digits", 5, lo=1, hi=64)
-        depths = self.cfg.get("depths")
-        depths = DEFAULT_DEPTHS if depths is None else depths
-        if isinstance(depths, (int, float)):
-            depths = [depths]
-        if not depths:
-            raise TaskConfigError("task.depths=[] is empty; give depths in [0, 1], e.g. [0.0, 0.5, 1.0]")
-        for d in depths:
-            if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 <= d <= 1.0:
-                raise TaskConfigError(f"task.depths contains {d!r}; a passkey depth must be a number in [0, 1]")
-        self.depths = tuple(float(d) for d in depths)
+        self.depths = depths_option(self.cfg)
         self._symbols = tuple(dict.fromkeys((*DIGITS, *FILLER, *NEEDLE_HEAD, *NEEDLE_TAIL, *QUESTION)))
         check_lengths(self.cfg, self.min_length(), f"needle + question with key_digits={self.key_digits}")
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from lengen.tasks.base import Example, Task, TaskConfigError
 from lengen.tasks.options import check_lengths, int_option, reject_options
-from lengen.tasks.passkey import DEFAULT_DEPTHS, FILLER
+from lengen.tasks.passkey import FILLER, depths_option
 from lengen.tasks.registry import register
 from lengen.tasks.symbols import DIGITS
 
@@ -37,20 +37,6 @@ ASK_ONE = ("what", "is", "the", "magic", "number", "for")  # ... KEY "?"
 ASK_ALL = ("what", "are", "all", "the", "magic", "numbers", "for")  # ... KEY "?"
 ASK_VARS = ("find", "all", "variables", "assigned", "the", "value")  # ... DIGITS "?"
 IS, END, QMARK, COMMA, VAR, EQ = "is", ".", "?", ",", "var", "="
-
-
-def depths_option(cfg) -> tuple[float, ...]:
-    """``task.depths``: a number or a non-empty list of numbers in [0, 1] (default 0, .25, .5, .75, 1)."""
-    depths = cfg.get("depths")
-    depths = DEFAULT_DEPTHS if depths is None else depths
-    if isinstance(depths, (int, float)):
-        depths = [depths]
-    if not depths:
-        raise TaskConfigError("task.depths=[] is empty; give depths in [0, 1], e.g. [0.0, 0.5, 1.0]")
-    for d in depths:
-        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 <= d <= 1.0:
-            raise TaskConfigError(f"task.depths contains {d!r}; a depth must be a number in [0, 1]")
-    return tuple(float(d) for d in depths)
 
 
 class _Haystack(Task):
