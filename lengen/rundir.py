@@ -206,6 +206,24 @@ class Run:
         atomic_text(path, yaml.safe_dump(meta, sort_keys=False, allow_unicode=True))
         return meta
 
+    def record_timing(self, train_seconds: float, eval_seconds: float) -> None:
+        """Add wall times to meta.yaml (a study's budget is read from its runs, not from memory).
+
+        The load average next to them says whether the cores were shared while the run trained.
+        """
+        import os
+
+        path = self.dir / META_FILE
+        try:
+            meta = yaml.safe_load(path.read_text()) if path.exists() else None
+        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+            meta = None
+        meta = meta if isinstance(meta, dict) else {}
+        meta["timing"] = {"train_seconds": round(float(train_seconds), 1),
+                          "eval_seconds": round(float(eval_seconds), 1),
+                          "load_average_1min_at_end": round(os.getloadavg()[0], 2)}
+        atomic_text(path, yaml.safe_dump(meta, sort_keys=False, allow_unicode=True))
+
     # -- data and model --------------------------------------------------------------------------
 
     def task_data(self):

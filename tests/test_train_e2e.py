@@ -67,6 +67,10 @@ def test_run_dir_is_complete(learned_run: Path):
     pd.testing.assert_frame_equal(rows, pd.read_csv(learned_run / "results.csv"), check_dtype=False)
     cfg = yaml.safe_load((learned_run / "config.yaml").read_text())
     assert cfg["pe"]["name"] == "rope" and cfg["model"]["d_model"] == 64
+    meta = yaml.safe_load((learned_run / "meta.yaml").read_text())
+    timing = meta["timing"]  # a study's budget is read from its run dirs
+    assert timing["train_seconds"] > 0 and timing["eval_seconds"] >= 0
+    assert timing["load_average_1min_at_end"] >= 0 and "label" in meta["hardware"]
 
 
 def test_tiny_model_learns_copy(learned_run: Path):

@@ -73,6 +73,7 @@ def train(cfg: DictConfig, console=None, *, in_sweep: bool = False) -> Path:
         start = time.perf_counter()
         rows = evaluate_run(run, model, data, splits["test"], checkpoint=chosen.name, device=device)
         eval_seconds = time.perf_counter() - start
+        run.record_timing(train_seconds, eval_seconds)
         write_results(rows, run.dir)
         log_results(logger, rows, summary(rows), step=module.global_step)
     finally:
