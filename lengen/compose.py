@@ -17,20 +17,31 @@ def conf_dir() -> Path:
     return Path(lengen.conf.__file__).parent
 
 
+def search_roots(args: list[str]) -> list[Path]:
+    """lengen's config dir plus the ``file://`` dirs of a ``hydra.searchpath=[...]`` override."""
+    roots = [conf_dir()]
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+~") == "hydra.searchpath":
+            entries = (e.strip().strip("'\"") for e in value.strip("[]").split(","))
+            roots += [Path(e[len("file://"):]) for e in entries if e.startswith("file://")]
+    return roots
+
+
 def check_group_choices(args: list[str]) -> None:
     """Fail fast on an unknown option of a config group (``[+]group=a[,b...]``)."""
-    root = conf_dir()
+    roots = search_roots(args)
     for arg in args:
         if "=" not in arg or arg.startswith("-"):
             continue
         key, value = arg.split("=", 1)
         group = key.lstrip("+~")
-        folder = root / group
-        if "." in group or not folder.is_dir() or group.startswith("hydra"):
+        folders = [root / group for root in roots if (root / group).is_dir()]
+        if "." in group or not folders or group.startswith("hydra"):
             continue
         if any(c in value for c in "()[]*"):
             continue  # sweep functions / globs: let Hydra expand them
-        valid = sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.yaml"))
+        valid = sorted({str(p.relative_to(folder).with_suffix("")) for folder in folders for p in folder.rglob("*.yaml")})
         for choice in filter(None, value.split(",")):
             if choice not in valid and choice != "null":
                 raise ConfigError(f"unknown {group} {choice!r}; valid: {', '.join(valid)}")

@@ -9,6 +9,7 @@
 #   TASKS="sort copy" SEEDS=1 bash scripts/reproduce_kazemnejad2023.sh     # a part of it
 #   RECIPE=steps6k TASKS=addition SEEDS=1 bash ...                         # a recipe candidate
 #   STAGE=report bash scripts/reproduce_kazemnejad2023.sh                  # only rebuild the report
+#   HYDRA_ARGS="hydra.searchpath=[file:///my/conf]" RECIPE=mine ...        # a recipe of your own
 #
 # Run dirs go to RUNS_ROOT (default results/kazemnejad2023-cpu/rundirs, committed without
 # checkpoints), so a rerun -- on this machine or a fresh clone -- skips every finished run,
@@ -39,8 +40,10 @@ if [[ $STAGE == all || $STAGE == train ]]; then
   start=$(date +%s)
   for task in $TASKS; do
     [[ -n ${CHOSEN[$task]:-} ]] || { echo "unknown task '$task'; valid: ${!CHOSEN[*]}" >&2; exit 2; }
+    # shellcheck disable=SC2086  # HYDRA_ARGS: hydra.* overrides (they do not name the run dirs)
     lengen train -m "+experiment=$STUDY/$task" "recipe=$(recipe "$task")" "pe=$PES" "seed=$SEEDS" \
-      runs_root="$RUNS" logger=csv trainer.threads=1 hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS"
+      runs_root="$RUNS" logger=csv trainer.threads=1 hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS" \
+      ${HYDRA_ARGS:-}
   done
   end=$(date +%s)
   echo "study wall time: $(( (end - start) / 60 )) min $(( (end - start) % 60 )) s"
@@ -50,7 +53,7 @@ if [[ $STAGE == all || $STAGE == report ]]; then
   # The report reads only each task's chosen recipe (other candidates' runs are the recipe search).
   dirs=()
   for task in ${REPORT_TASKS:-${!CHOSEN[*]}}; do  # every task with runs (lego/scan/pcfg only if run)
-    for d in "$RUNS/$STUDY/$task"/*/"recipe=${CHOSEN[$task]}"; do [[ -d $d ]] && dirs+=("$d"); done
+    for d in "$RUNS/$STUDY/$task"/*/"recipe=$(recipe "$task")"; do [[ -d $d ]] && dirs+=("$d"); done
   done
   (( ${#dirs[@]} )) || { echo "no finished runs under $RUNS/$STUDY" >&2; exit 1; }
   lengen report "${dirs[@]}" out="$OUT" title="'Kazemnejad et al. 2023, CPU scale'"
