@@ -59,6 +59,7 @@ from lengen.report.render import (
     write_text,
 )
 from lengen.report.stats import bootstrap_mrr
+from lengen.report.timing import timing_markdown, timing_table
 
 __all__ = [
     "ALL_TASKS", "BOOTSTRAP_SAMPLES", "LEARNED_THRESHOLD", "NOT_LEARNED", "UNKNOWN_HARDWARE",
@@ -154,6 +155,10 @@ def write_report(df: pd.DataFrame, out_dir: str | os.PathLike, *, metric: str = 
         write_csv(out / "runs.csv", t.runs),
         write_csv(out / "ranks.csv", t.ranks),
     ]
+    spent = timing_table(df)
+    if not spent.empty:  # runs that recorded their wall times (meta.yaml): the study's budget
+        written += [write_csv(out / "timing.csv", spent),
+                    write_text(out / "timing.md", timing_markdown(spent, hardware_labels(df), title))]
     if methods.has_methods(df):  # lengen eval extend=...: accuracy beyond range by method
         by_method = methods.by_method(df, t.metric)
         written += [write_csv(out / "extend.csv", by_method),
