@@ -26,12 +26,13 @@ commands:
   eval    re-evaluate finished runs (or a sweep with -m): lengen eval run_dir=DIR eval.max_len=80
   data    look at or export task data:                    lengen data show task=addition n=3 | lengen data export task=copy out=DIR
   report  tables and plots from run/sweep dirs:           lengen report runs/STUDY out=results/NAME
+  analyze attention, distance, position probes of runs:  lengen analyze attention runs/STUDY/TASK out=DIR
 
 config groups (train): task, pe (required: +pe=NAME), model, trainer, eval, logger, experiment
   lengen <command> --help   explains a command; lengen train --help lists every option of each group.
 """
 
-COMMANDS = ("train", "eval", "data", "report")
+COMMANDS = ("train", "eval", "data", "report", "analyze")
 #: Hydra flags after which the app does not run (so there is nothing to check first).
 INFO_FLAGS = ("-h", "--help", "--hydra-help", "--cfg", "-c", "--info", "--resolve", "--package", "-p",
               "--shell-completion", "-sc")
@@ -119,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
         fail(f"unknown command {cmd!r}; valid: {', '.join(COMMANDS)}")
+    if cmd == "analyze":
+        from lengen.commands import analyze as analyze_cmd
+
+        return int(analyze_cmd.main(rest) or 0)
     if cmd == "report":
         from lengen.commands import report as report_cmd
 

@@ -3,6 +3,10 @@
 Scoring is teacher-forced (one forward pass per batch), which equals greedy generation for exact
 match. Only for scratchpad tasks, examples whose whole target was wrong are also generated
 greedily, because a different (wrong) scratchpad may still end in the right final answer.
+
+Positions are the model's plain ids, or the task's own (position coupling: stored with the split,
+continued for generated tokens), randomized per batch only under ``pe.randomize_eval`` from a
+generator seeded by the run's seed.
 """
 
 from __future__ import annotations
@@ -16,11 +20,16 @@ import pandas as pd
 import torch
 
 from lengen.data.batching import TokenStore, eval_batches
+from lengen.data.positions import batch_positions
 from lengen.data.tokenizer import Tokenizer
 from lengen.metrics import EXAMPLE_METRICS, token_scores
 from lengen.model.generation import greedy_generate
+from lengen.model.random_positions import relabel
 from lengen.model.transformer import Transformer
 from lengen.tasks import Task
+
+#: stream tag of evaluation-time position draws (``pe.randomize_eval``)
+EVAL_POSITIONS = 0x504F5345
 
 
 def autocast_for(device: torch.device, precision: str):
@@ -40,6 +49,7 @@ def score_examples(
     batch_size: int = 128,
     device: torch.device | str = "cpu",
     precision: str = "32-true",
+    seed: int = 0,
 ) -> pd.DataFrame:
     """One row per example: exact, tok_correct, n_tok, nll and every registered example metric."""
     device = torch.device(device)
@@ -54,7 +64,10 @@ def score_examples(
     with autocast_for(device, precision):
         for idx in eval_batches(store, batch_size):
             batch = store.collate(idx)
-            s = token_scores(model(batch["input_ids"].to(device)), batch["labels"].to(device))
+            rng = np.random.default_rng([int(seed), EVAL_POSITIONS, int(idx[0])])
+            pos = batch_positions(batch, _random_positions(model), rng, training=False)
+            logits = model(batch["input_ids"].to(device), pos=None if pos is None else pos.to(device))
+            s = token_scores(logits, batch["labels"].to(device))
             exact[idx] = s["exact"].cpu().numpy()
             tok_correct[idx] = s["tok_correct"].cpu().numpy()
             n_tok[idx] = s["n_tok"].cpu().numpy()
@@ -68,9 +81,13 @@ def score_examples(
 @torch.no_grad()
 def generate_targets(
     model: Transformer, ds: datasets.Dataset, tokenizer: Tokenizer, rows: Sequence[int], *,
-    device: torch.device | str = "cpu", extra_tokens: int = 8,
+    device: torch.device | str = "cpu", extra_tokens: int = 8, seed: int = 0,
 ) -> dict[int, list[str]]:
-    """Greedy generations (symbols, up to ``<eos>``) for the given rows, batched by prompt length."""
+    """Greedy generations (symbols, up to ``<eos>``) for the given rows, batched by prompt length.
+
+    Generated tokens continue the split's own position ids (a coupled answer digit gets the id of its
+    significance) and, past the stored sequence, repeat its last id.
+    """
     device = torch.device(device)
     model.eval()
     sub = ds.select(rows)
@@ -79,15 +96,35 @@ def generate_targets(
         by_len.setdefault(n_prompt, []).append(j)
     out: dict[int, list[str]] = {}
     ids_col, tgt_col = sub["input_ids"], sub["target"]
+    pos_col = sub["pos"] if "pos" in sub.column_names else None
+    rp = _random_positions(model)
     for n_prompt, js in by_len.items():
         prompt = torch.tensor([ids_col[j][:n_prompt] for j in js], device=device)
         budget = 2 * max(len(tgt_col[j]) for j in js) + extra_tokens
-        gen = greedy_generate(model, prompt, budget, eos_id=tokenizer.eos_id).cpu().tolist()
+        pos = None
+        if pos_col is not None:
+            pos = torch.tensor([_extended(pos_col[j], n_prompt + budget) for j in js])
+        if rp is not None and rp.at_eval:
+            plain = torch.arange(n_prompt + budget).expand(len(js), -1) if pos is None else pos
+            rng = np.random.default_rng([int(seed), EVAL_POSITIONS, int(rows[js[0]]), n_prompt])
+            pos = relabel(plain, torch.zeros_like(plain), rp.max_positions, rng)
+        pos = None if pos is None else pos.to(device)
+        gen = greedy_generate(model, prompt, budget, eos_id=tokenizer.eos_id, pos=pos).cpu().tolist()
         for j, seq in zip(js, gen):
             if tokenizer.eos_id in seq:
                 seq = seq[: seq.index(tokenizer.eos_id)]
             out[rows[j]] = tokenizer.decode(seq)
     return out
+
+
+def _random_positions(model: Transformer):
+    """The model's ``pe.randomize`` settings (None for plain positions, or a model without a PE)."""
+    return getattr(getattr(model, "pe", None), "random_positions", None)
+
+
+def _extended(ids: Sequence[int], n: int) -> list[int]:
+    """The first ``n`` ids, repeating the last one past the stored sequence."""
+    return [*ids[:n], *[ids[-1]] * max(0, n - len(ids))]
 
 
 def evaluate(
@@ -100,9 +137,11 @@ def evaluate(
     batch_size: int = 128,
     device: torch.device | str = "cpu",
     precision: str = "32-true",
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """Per-length (and per grouping key) metrics as a tidy DataFrame."""
-    per = score_examples(model, ds, tokenizer, batch_size=batch_size, device=device, precision=precision)
+    """Per-length (and per grouping key) metrics as a tidy DataFrame (``seed``: of randomized positions)."""
+    per = score_examples(model, ds, tokenizer, batch_size=batch_size, device=device, precision=precision,
+                         seed=seed)
     keys = ["length", *task.group_keys]
     for k in keys:
         per[k] = np.asarray(ds[k])
@@ -112,7 +151,7 @@ def evaluate(
     per["answer_exact"] = per["exact"]
     failed = np.flatnonzero(has_pad & ~per["exact"].to_numpy())
     if len(failed):
-        generated = generate_targets(model, ds, tokenizer, failed.tolist(), device=device)
+        generated = generate_targets(model, ds, tokenizer, failed.tolist(), device=device, seed=seed)
         targets = ds.select(failed.tolist())["target"]
         steps = []
         for row, gold in zip(failed, targets):
@@ -149,7 +188,8 @@ def evaluate_run(run, model: Transformer, data, test: datasets.Dataset, *, check
 
     cfg = run.cfg
     rows = evaluate(model, data.task, test, data.tokenizer, train_range=run.train_range,
-                    batch_size=int(cfg.eval.batch_size), device=device, precision=str(cfg.trainer.precision))
+                    batch_size=int(cfg.eval.batch_size), device=device, precision=str(cfg.trainer.precision),
+                    seed=int(cfg.seed))
     rows = with_metadata(rows, run.meta())
     rows["checkpoint"] = checkpoint
     return rows

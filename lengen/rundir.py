@@ -24,7 +24,8 @@ from lengen.results.schema import CONFIG_FILE, META_FILE, RESULTS_FILE
 #: config sections that define what a run computes (a run dir must never mix two of them).
 IDENTITY_KEYS = ("task", "pe", "model", "trainer", "data", "seed")
 #: trainer / data keys that change where or how fast a run computes, not what.
-NON_IDENTITY_KEYS = {"trainer": ("accelerator", "devices", "enable_progress_bar", "val_every", "threads"),
+NON_IDENTITY_KEYS = {"trainer": ("accelerator", "devices", "num_nodes", "enable_progress_bar", "val_every", "threads",
+                                 "compile"),
                      "data": ("cache_dir",)}
 CHECKPOINTS = ("best", "last")
 
@@ -36,12 +37,24 @@ def identity(cfg: dict) -> dict:
     return ident
 
 
+def pe_label(pe_cfg: dict) -> str:
+    """The PE as tables name it: its name, '+randomized' when training positions are randomized
+    (Ruoss et al. 2023), and the base of a wrapper (Abacus on NoPE: 'abacus(nope)')."""
+    label = str(pe_cfg.get("name"))
+    if pe_cfg.get("base") and label == "abacus":
+        label += f"({pe_cfg['base']})"
+    return label + ("+randomized" if pe_cfg.get("randomize") else "")
+
+
 def variant_of(task_cfg: dict) -> str:
-    """A short label of the task's format options (scratchpad, number format), 'default' if none."""
+    """A short label of the task's format options (scratchpad, number format, a task's own position
+    ids such as position coupling), 'default' if none."""
     parts = []
     sp = task_cfg.get("scratchpad")
     if sp not in (None, "none", [], ()):
         parts.append(f"scratchpad={sp if isinstance(sp, str) else '+'.join(map(str, sp))}")
+    if task_cfg.get("positions") not in (None, "default"):
+        parts.append(f"positions={task_cfg['positions']}")
     for k, v in sorted((task_cfg.get("format") or {}).items()):
         if v not in (None, False, 0, 0.0):
             parts.append(f"{k}={v}")
@@ -129,7 +142,7 @@ class Run:
             "study": str(self.cfg.study),
             "task": str(self.cfg.task.name),
             "variant": variant_of(_container(self.cfg.task)),
-            "pe": str(self.cfg.pe.name),
+            "pe": pe_label(_container(self.cfg.pe)),
             "seed": int(self.cfg.seed),
             "train_min": min(tl),
             "train_max": max(tl),
@@ -167,13 +180,18 @@ class Run:
         Only the process of global rank 0 locks: Lightning's DDP re-executes the command for the
         other ranks, which must join the run, not be refused by it.
         """
-        import os
-
         from lengen.lock import RunLock
 
-        if any(os.environ.get(k, "0") != "0" for k in ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")):
+        if not self.is_writer:
             return _NoLock()
         return RunLock(self.dir)
+
+    @property
+    def is_writer(self) -> bool:
+        """True in the process of global rank 0, the only one that writes into the run dir."""
+        import os
+
+        return all(os.environ.get(k, "0") == "0" for k in ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -181,6 +199,8 @@ class Run:
         return self.dir / "checkpoints" / f"{name}.ckpt"
 
     def write_config(self) -> None:
+        if not self.is_writer:
+            return
         atomic_text(self.dir / CONFIG_FILE, OmegaConf.to_yaml(self.cfg, resolve=True))
 
     def write_meta(self) -> dict[str, Any]:
@@ -188,6 +208,8 @@ class Run:
         from lengen.hardware import hardware_info, same_hardware
 
         meta = {"hardware": hardware_info()}
+        if not self.is_writer:  # DDP ranks > 0: the same facts, written once by rank 0
+            return meta
         path = self.dir / META_FILE
         try:
             old = yaml.safe_load(path.read_text()) if path.exists() else None

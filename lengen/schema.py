@@ -30,7 +30,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from lengen.errors import ConfigError
 from lengen.model.config import ACTIVATIONS, NORMS  # light: no torch
 
-__all__ = ["TrainSchema", "check", "described_keys", "keys_of"]
+__all__ = ["AnalyzeSchema", "TrainSchema", "check", "check_options", "described_keys", "keys_of"]
 
 MAX_NAME = 100
 
@@ -290,6 +290,7 @@ class ModelSchema(Section):
 class TrainerSchema(Section):
     accelerator: Annotated[str, Choice(ACCELERATORS)]
     devices: Annotated[Any, DEVICES]
+    num_nodes: Annotated[int, Int(1), OPTIONAL]  # absent = 1 (lengen.trainer)
     precision: Annotated[str, Choice(PRECISIONS)]
     max_steps: Annotated[int, Int(1)]
     batch_size: Annotated[int, Int(1)]
@@ -304,9 +305,16 @@ class TrainerSchema(Section):
     enable_progress_bar: Annotated[bool, Bool()]
     deterministic: Annotated[bool, Bool()]
     threads: Annotated[int | None, Nullable(Int(1))]
+    compile: Annotated[bool, Bool(), OPTIONAL]  # absent = false
 
     @classmethod
     def cross(cls, v: dict[str, Any], path: str) -> str | None:
+        devices = len(v["devices"]) if isinstance(v["devices"], list) else v["devices"]
+        if isinstance(devices, int) and devices > 0:  # (-1 / auto: checked once the processes are known)
+            world = devices * v.get("num_nodes", 1)
+            if v["batch_size"] % world:
+                return (f"{path}.batch_size={v['batch_size']} is the global batch (all processes together) and must "
+                        f"be divisible by the {world} processes ({path}.devices x {path}.num_nodes)")
         return accelerator_problem(v["accelerator"], path)
 
 
@@ -358,6 +366,9 @@ class TaskSchema(Section):
     eval_max: Annotated[int, Int(1), OPTIONAL]
     train_lengths: Annotated[list[int] | None, Nullable(ListOf(Int(1))), OPTIONAL]
     eval_lengths: Annotated[list[int] | None, Nullable(ListOf(Int(1))), OPTIONAL]
+    # a task's own position ids (position coupling: addition), absent = default
+    positions: Annotated[str, Choice(("default", "coupled")), OPTIONAL]
+    positions_max: Annotated[int | None, Nullable(Int(2)), OPTIONAL]
 
     @classmethod
     def cross(cls, v: dict[str, Any], path: str) -> str | None:
@@ -371,6 +382,16 @@ class TaskSchema(Section):
 class PeSchema(Section):
     open: ClassVar[bool] = True
     name: Annotated[str, Name(noun=("a string", "strings"), numbers=False)]
+    # every PE: randomized positions (lengen.model.random_positions), absent = off
+    randomize: Annotated[bool, Bool(), OPTIONAL]
+    max_positions_random: Annotated[int, Int(1), OPTIONAL]
+    randomize_eval: Annotated[bool, Bool(), OPTIONAL]
+
+    @classmethod
+    def cross(cls, v: dict[str, Any], path: str) -> str | None:
+        if v.get("randomize_eval") and not v.get("randomize"):
+            return f"{path}.randomize_eval=true needs {path}.randomize=true (positions are plain in training)"
+        return None
 
 
 @dataclass
@@ -389,6 +410,33 @@ class TrainSchema(Section):
     data: DataSchema
     eval: EvalSchema
     logger: Annotated[Section, Variants(LOGGERS)]
+
+
+@dataclass
+class AnalyzeSchema(Section):
+    """The top level of ``conf/analyze.yaml`` (``lengen analyze``; checked by :func:`check_options`)."""
+
+    out: Annotated[str, PATH]
+    lengths: Annotated[list[int] | None, Nullable(ListOf(Int(1)))]
+    min_len: Annotated[int, Int(1)]
+    max_len: Annotated[int | None, Nullable(Int(1))]
+    n_per_length: Annotated[int, Int(1)]
+    batch_size: Annotated[int, Int(1)]
+    checkpoint: Annotated[str, Choice(("best", "last"))]
+    reference: Annotated[str | None, Nullable(Name(numbers=False))]
+    pairs: Annotated[str, Choice(("reference", "all"))]
+    data_seed: Annotated[int | None, Nullable(Int(0, 2**32 - 1))]
+    ridge: Annotated[float, Float(0, lo_open=True)]
+    accelerator: Annotated[str, Choice(("auto", "cpu", "cuda"))]
+    threads: Annotated[int | None, Nullable(Int(1))]
+    plots: Annotated[bool, Bool()]
+    title: Annotated[str | None, Nullable(Text())]
+
+    @classmethod
+    def cross(cls, v: dict[str, Any], path: str) -> str | None:
+        if v["lengths"] is None and v["max_len"] is not None and v["min_len"] > v["max_len"]:
+            return f"empty length range min_len={v['min_len']} max_len={v['max_len']}; need min_len <= max_len"
+        return None
 
 
 #: keys Hydra itself may leave in a config (``return_hydra_config=True``)
@@ -623,3 +671,14 @@ def check(cfg: DictConfig, *, pe: bool = True, extra: Sequence[str] = ()) -> Non
         raise ConfigError(" ".join(str(e).split())) from None
     except Exception as e:  # a schema bug or an exotic value: still one line, never a traceback
         raise ConfigError(f"cannot check the config: {type(e).__name__}: {_first_line(e)}") from None
+
+
+def check_options(cfg: DictConfig, schema: type[Section]) -> None:
+    """Check the top level of a command's own config (``conf/analyze.yaml``) against ``schema``:
+    :class:`ConfigError` with one line at the first unknown key or refused value."""
+    try:
+        _check_section(cfg, schema, "")
+    except ConfigError as e:
+        raise ConfigError(" ".join(str(e).split())) from None
+    except Exception as e:
+        raise ConfigError(f"cannot check the options: {type(e).__name__}: {_first_line(e)}") from None

@@ -5,6 +5,12 @@ Numbers are written one digit per symbol. ``length`` is the digits of the *longe
 independently and both are recorded as ``len_a``/``len_b`` so results can be read per operand
 length. For addition the long operand is ``a`` or ``b`` at random, so every evaluation length
 beyond ``train_max`` has at least one operand longer than any seen in training.
+
+``task.positions=coupled`` (addition) gives every token a position id of its own (Cho et al. 2024,
+position coupling): digits of equal significance share one id across both operands and the
+answer, which needs zero-padded operands and a reversed answer (``task.format``). Ids are written
+with the plain start (as evaluation uses them); training moves each example to a random start
+``s ~ U[1, positions_max - digits)``, drawn per step by the training loop.
 """
 
 from __future__ import annotations
@@ -64,19 +70,76 @@ def multiplication_steps(a: str, b: str) -> Steps:
     return steps
 
 
+POSITIONS = ("default", "coupled")
+
+
 class _BinaryOp(StepTask):
     op = "+"
     group_keys = ("len_a", "len_b")
+    #: whether ``task.positions=coupled`` is defined for this operation
+    couples = False
 
     def __init__(self, cfg) -> None:
         super().__init__(cfg)
-        self.fmt = number_format(self.cfg)
+        self.fmt = number_format(self.cfg, two_operands=True)
         check_lengths(self.cfg, 1, "digits of an operand")
+        self.coupled = self._coupling_option()
+        if self.coupled:
+            self.positions_max = self._positions_max()
+
+    def _coupling_option(self) -> bool:
+        mode = self.cfg.get("positions", "default")
+        if mode not in POSITIONS:
+            raise TaskConfigError(f"task.positions={mode!r}; allowed: {', '.join(POSITIONS)}")
+        if mode == "default":
+            return False
+        if not self.couples:
+            raise TaskConfigError(f"task.positions=coupled is defined for addition; task {self.name} allows: default")
+        f = self.fmt
+        need = [("task.format.reverse_answer=true", f.reverse_answer),
+                ("zero-padded operands (task.format.pad_operands=true or pad_width)", f.pad_operands or f.pad_width),
+                ("task.format.index_hints=false", not f.index_hints),
+                ("task.format.random_spaces=0", not f.random_spaces),
+                ("task.scratchpad=none", not self.with_steps)]
+        missing = [what for what, ok in need if not ok]
+        if missing:
+            raise TaskConfigError(f"task.positions=coupled needs {', '.join(missing)}")
+        return True
+
+    def _positions_max(self) -> int:
+        """Largest training id (a random start keeps every id <= it); default: the longest length + 2."""
+        lengths = [int(self.cfg[k]) for k in ("train_max", "eval_max") if self.cfg.get(k) is not None]
+        lengths += [int(x) for k in ("train_lengths", "eval_lengths") for x in (self.cfg.get(k) or ())]
+        widest = max([*lengths, self.fmt.pad_width, 1])
+        train = [int(x) for x in (self.cfg.get("train_lengths") or ())] or [int(self.cfg.get("train_max") or 1)]
+        least = max(*train, self.fmt.pad_width) + 2
+        return int_option(self.cfg, "positions_max", widest + 2, lo=least)
+
+    def position_ids(self, prompt: Sequence[str], target: Sequence[str]) -> tuple[list[int], int] | None:
+        """Coupled ids of ``<bos> prompt <sep> target <eos>`` (None unless ``task.positions=coupled``) and
+        how many starts training may draw. Significance ``k`` gets id ``end - 1 - k`` with ``end = W + 2``
+        (``W`` digits per operand); ``<bos>`` is 0, the operator, ``<sep>`` and ``<eos>`` get ``end``."""
+        if not self.coupled:
+            return None
+        a, b = split_on(prompt, self.op)
+        width = max(len(a), len(b))
+        end = width + 2
+
+        def operand(symbols: Sequence[str]) -> list[int]:
+            n = len(symbols)
+            return [end - 1 - (i if self.fmt.reverse_operands else n - 1 - i) for i in range(n)]
+
+        ids = [0, *operand(a), end, *operand(b), end, *(end - 1 - i for i in range(len(target))), end]
+        return ids, max(self.positions_max - width - 1, 1)
 
     def base_symbols(self) -> tuple[str, ...]:
         return (*DIGITS, self.op, *self.fmt.symbols)
 
-    def answer_width(self) -> int:
+    def operand_width(self, a: str, b: str) -> int:
+        """Digits each operand is zero-padded to under ``pad_operands`` (0 = no per-example padding)."""
+        return max(len(a), len(b)) if self.fmt.pad_operands else 0
+
+    def answer_width(self, a: str, b: str) -> int:
         return 0
 
     def result(self, a: str, b: str) -> str:
@@ -86,11 +149,12 @@ class _BinaryOp(StepTask):
         raise NotImplementedError
 
     def _target(self, a: str, b: str) -> tuple[Sequence[dict] | None, list[str]]:
-        answer = self.fmt.write_answer(self.result(a, b), self.answer_width())
+        answer = self.fmt.write_answer(self.result(a, b), self.answer_width(a, b))
         return (self.steps(a, b) if self.with_steps else None), answer
 
     def _example(self, rng: np.random.Generator, a: str, b: str, length: int) -> Example:
-        prompt = [*self.fmt.write_operand(a, rng), self.op, *self.fmt.write_operand(b, rng)]
+        width = self.operand_width(a, b)
+        prompt = [*self.fmt.write_operand(a, rng, width), self.op, *self.fmt.write_operand(b, rng, width)]
         steps, answer = self._target(a, b)
         return self.make(prompt, steps, answer, length, {"len_a": len(a), "len_b": len(b)})
 
@@ -108,6 +172,7 @@ class Addition(_BinaryOp):
 
     name = "addition"
     op = "+"
+    couples = True
 
     def __init__(self, cfg) -> None:
         super().__init__(cfg)
@@ -117,8 +182,9 @@ class Addition(_BinaryOp):
             raise TaskConfigError(f"task.operand_lengths={mode!r}; allowed: independent, equal")
         self.equal = mode == "equal"
 
-    def answer_width(self) -> int:
-        return self.fmt.pad_width + 1 if self.fmt.pad_width else 0
+    def answer_width(self, a: str, b: str) -> int:
+        width = self.operand_width(a, b) or self.fmt.pad_width
+        return width + 1 if width else 0
 
     def result(self, a: str, b: str) -> str:
         return str(int(a) + int(b))
@@ -147,8 +213,8 @@ class Multiplication(_BinaryOp):
         super().__init__(cfg)
         self.b_min, self.b_max = digit_range(self.cfg, "b_min_digits", "b_max_digits", 1, 3)
 
-    def answer_width(self) -> int:
-        return 2 * self.fmt.pad_width
+    def answer_width(self, a: str, b: str) -> int:
+        return len(a) + len(b) if self.fmt.pad_operands else 2 * self.fmt.pad_width
 
     def result(self, a: str, b: str) -> str:
         return str(int(a) * int(b))

@@ -3,7 +3,8 @@
 The positional description of numbers changes what a Transformer can extrapolate (Shen et al.
 2023; Zhou et al. 2024), so it is a config option of every multi-digit task rather than a new
 task: reversed digits (operands and/or answer, least significant first), zero padding to a fixed
-width, random spaces between operand digits, and index hints (each digit preceded by a marker of
+width or, per example, of the shorter operand to the longer one (``pad_operands``, what position
+coupling needs), random spaces between operand digits, and index hints (each digit preceded by a marker of
 its place, ``h0`` for units, ``h1`` for tens, ...). Options compose with each other and with
 scratchpads; writing is invertible, so a task's oracle reads its own prompts back.
 
@@ -33,6 +34,7 @@ FORMAT_DEFAULTS: dict[str, Any] = {
     "pad_width": 0,
     "random_spaces": 0.0,
     "index_hints": False,
+    "pad_operands": False,
 }
 
 
@@ -43,6 +45,9 @@ class NumberFormat:
     pad_width: int = 0
     random_spaces: float = 0.0
     index_hints: bool = False
+    #: zero-pad both operands to the longer one's digits (per example) and the answer to the most
+    #: digits the operation can give; tasks with two operands only (see :func:`number_format`).
+    pad_operands: bool = False
 
     @classmethod
     def from_cfg(cls, spec: Mapping[str, Any] | None) -> NumberFormat:
@@ -55,7 +60,7 @@ class NumberFormat:
         if unknown:
             raise TaskConfigError(f"unknown key task.format.{unknown[0]}; allowed: {', '.join(FORMAT_DEFAULTS)}")
         vals = {**FORMAT_DEFAULTS, **{k: v for k, v in spec.items() if v is not None}}
-        for key in ("reverse_operands", "reverse_answer", "index_hints"):
+        for key in ("reverse_operands", "reverse_answer", "index_hints", "pad_operands"):
             if not isinstance(vals[key], bool):
                 raise TaskConfigError(f"task.format.{key}={vals[key]!r} must be true or false")
         pad = vals["pad_width"]
@@ -66,7 +71,11 @@ class NumberFormat:
         p = vals["random_spaces"]
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
             raise TaskConfigError(f"task.format.random_spaces={p!r} must be a probability in [0, 1] (0 = off)")
-        return cls(vals["reverse_operands"], vals["reverse_answer"], pad, float(p), vals["index_hints"])
+        if pad and vals["pad_operands"]:
+            raise TaskConfigError(f"task.format.pad_operands=true pads per example; it excludes task.format.pad_width={pad} "
+                                  f"(set one of them)")
+        return cls(vals["reverse_operands"], vals["reverse_answer"], pad, float(p), vals["index_hints"],
+                   vals["pad_operands"])
 
     @property
     def plain(self) -> bool:
@@ -92,11 +101,13 @@ class NumberFormat:
             units.reverse()
         return units
 
-    def write_operand(self, digits: str, rng: np.random.Generator | None = None) -> list[str]:
-        """An input number (``digits`` most significant first, no leading zeros)."""
-        if not self.index_hints and not self.reverse_operands and not self.pad_width and not self.random_spaces:
+    def write_operand(self, digits: str, rng: np.random.Generator | None = None, width: int = 0) -> list[str]:
+        """An input number (``digits`` most significant first, no leading zeros); ``width``: the
+        per-example padding of ``pad_operands`` (else ``pad_width`` applies)."""
+        width = width if self.pad_operands else self.pad_width
+        if not self.index_hints and not self.reverse_operands and not width and not self.random_spaces:
             return list(digits)  # fast path: the plain description
-        units = self._units(digits, self.reverse_operands, self.pad_width)
+        units = self._units(digits, self.reverse_operands, width)
         out: list[str] = list(units[0])
         if self.random_spaces > 0:
             if rng is None:
@@ -113,9 +124,10 @@ class NumberFormat:
 
     def write_answer(self, digits: str, width: int = 0) -> list[str]:
         """An output number, zero-padded to ``width`` when padding is on (no random spaces)."""
-        if not self.index_hints and not self.reverse_answer and not self.pad_width:
+        padded = self.pad_width or self.pad_operands
+        if not self.index_hints and not self.reverse_answer and not padded:
             return list(digits)
-        units = self._units(digits, self.reverse_answer, width if self.pad_width else 0)
+        units = self._units(digits, self.reverse_answer, width if padded else 0)
         return [s for unit in units for s in unit]
 
     @staticmethod
@@ -133,8 +145,13 @@ class NumberFormat:
         return self._read(symbols, self.reverse_answer)
 
 
-def number_format(cfg: Mapping[str, Any]) -> NumberFormat:
-    return NumberFormat.from_cfg(cfg.get("format"))
+def number_format(cfg: Mapping[str, Any], *, two_operands: bool = False) -> NumberFormat:
+    """The task's ``format``; ``pad_operands`` only where there are two operands to align."""
+    fmt = NumberFormat.from_cfg(cfg.get("format"))
+    if fmt.pad_operands and not two_operands:
+        raise TaskConfigError(f"task.format.pad_operands=true: task {cfg.get('name')} has no pair of operands to "
+                              f"pad to each other; use task.format.pad_width")
+    return fmt
 
 
 def digits_of(rng: np.random.Generator, n: int) -> str:

@@ -20,6 +20,8 @@ PE_CFGS = {
     "t5_per_layer": {"name": "t5", "shared": False},
     "alibi": {"name": "alibi"},
     "rope": {"name": "rope", "fraction": 0.5},
+    "cope": {"name": "cope", "p_max": 8},
+    "abacus_t5": {"name": "abacus", "base": "t5"},
 }
 
 

@@ -153,3 +153,17 @@ def test_help_is_light_and_lists_the_options():
     for needle in ("out=DIR", "metric: exact_match", "learned_threshold: 0.95", "bootstrap: 1000",
                    "group_by: []"):
         assert needle in done.stdout
+
+
+def test_analysis_summaries_join_the_report(runs, tmp_path, lengen_main, capsys):
+    """`analysis=DIR` (a `lengen analyze` out dir; here the committed one) adds analysis.md."""
+    from pathlib import Path
+
+    committed = Path(__file__).resolve().parents[1] / "results" / "kazemnejad2023-cpu" / "analysis"
+    assert lengen_main("report", str(runs), f"out={tmp_path / 'o'}", f"analysis={committed}", "plots=false") == 0
+    text = (tmp_path / "o" / "analysis.md").read_text()
+    for needle in ("## attention", "## distance", "## probe", "| nope | t5 "):
+        assert needle in text, needle
+    capsys.readouterr()
+    assert lengen_main("report", str(runs), f"out={tmp_path / 'o2'}", f"analysis={tmp_path}") == 2
+    assert "is not a `lengen analyze` out dir" in one_error_line(capsys)

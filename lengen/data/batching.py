@@ -7,6 +7,11 @@ trains far better than batches of one length -- with almost no padding. Without 
 windows of ``bucket_batches`` batches are sorted by length (small padding, but each batch then
 holds nearly one length). ``TrainBatches`` starts at any step, which is what makes a resumed
 run see exactly the batches an uninterrupted one would.
+
+A split whose task gives its tokens position ids (``pos``, position coupling) yields them as the
+batch's ``pos`` (and ``pos_shifts``: per token, how many random starts its example may take), so
+training, validation and evaluation all see the task's ids (``lengen.data.positions`` draws
+the training starts).
 """
 
 from __future__ import annotations
@@ -33,6 +38,15 @@ class TokenStore:
         self.n_prompt = table.column("n_prompt").to_numpy().astype(np.int64)
         self.lengths = np.diff(self.offsets)
         self.pad_id = pad_id
+        self.pos: np.ndarray | None = None  # task position ids, flat like ``flat`` (same offsets)
+        self.pos_shifts: np.ndarray | None = None
+        if "pos" in table.column_names:
+            self.pos = table.column("pos").combine_chunks().values.to_numpy(zero_copy_only=False).astype(np.int64)
+            self.pos_shifts = table.column("pos_shifts").to_numpy().astype(np.int64)
+        feature = ds.features["input_ids"]
+        names = getattr(getattr(feature, "feature", None), "names", None)
+        #: the tokenizer's vocabulary the ids index (None for a split written without it)
+        self.vocab: tuple[str, ...] | None = tuple(names) if names else None
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -49,17 +63,22 @@ class TokenStore:
         inputs = np.where(valid, self.flat[src], self.pad_id)
         labels = np.where(valid, self.flat[np.where(valid, src + 1, 0)], IGNORE)
         labels = np.where(col >= (self.n_prompt[idx][:, None] - 1), labels, IGNORE)
-        return {
+        batch = {
             "input_ids": torch.from_numpy(inputs.reshape(n, width)),
             "labels": torch.from_numpy(labels.reshape(n, width)),
             "index": torch.from_numpy(np.asarray(idx, dtype=np.int64)),
         }
+        if self.pos is not None:
+            batch["pos"] = torch.from_numpy(np.where(valid, self.pos[src], 0).reshape(n, width))
+            batch["pos_shifts"] = torch.from_numpy(np.where(valid, self.pos_shifts[idx][:, None], 0).reshape(n, width))
+        return batch
 
     def pack(self, idx: np.ndarray, width: int) -> dict[str, torch.Tensor]:
         """First-fit-decreasing packing of examples into rows of ``width`` positions.
 
-        Each example keeps its own position ids (from 0) and a segment id; padding has segment
-        -1 and ignored labels. Returns ``input_ids``, ``labels``, ``pos``, ``segments``.
+        Each example keeps its own position ids (from 0, or the task's) and a segment id; padding has
+        segment -1 and ignored labels. Returns ``input_ids``, ``labels``, ``pos``, ``segments`` (and
+        ``pos_shifts`` for a task with position ids).
         """
         need = self.lengths[idx] - 1
         if int(need.max()) > width:
@@ -80,6 +99,7 @@ class TokenStore:
         inputs = np.full(shape, self.pad_id, dtype=np.int64)
         labels = np.full(shape, IGNORE, dtype=np.int64)
         pos = np.zeros(shape, dtype=np.int64)
+        shifts = np.zeros(shape, dtype=np.int64) if self.pos is not None else None
         segments = np.full(shape, -1, dtype=np.int64)
         for r, members in enumerate(rows):
             off = 0
@@ -90,15 +110,23 @@ class TokenStore:
                 lab = self.flat[start + 1 : start + n + 1].copy()
                 lab[: self.n_prompt[i] - 1] = IGNORE
                 labels[r, off : off + n] = lab
-                pos[r, off : off + n] = np.arange(n)
+                if shifts is None:
+                    pos[r, off : off + n] = np.arange(n)
+                else:
+                    pos[r, off : off + n] = self.pos[start : start + n]
+                    shifts[r, off : off + n] = self.pos_shifts[i]
                 segments[r, off : off + n] = slot
                 off += n
-        return {
+        batch = {
             "input_ids": torch.from_numpy(inputs),
             "labels": torch.from_numpy(labels),
             "pos": torch.from_numpy(pos),
             "segments": torch.from_numpy(segments),
         }
+        if shifts is not None:
+            batch["pos_shifts"] = torch.from_numpy(shifts)
+        return batch
+
 
 
 def epoch_batches(lengths: np.ndarray, batch_size: int, bucket_batches: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -119,17 +147,24 @@ class TrainBatches(torch.utils.data.IterableDataset):
 
     ``pack_width > 0`` packs each batch into rows of ``max(pack_width, 1.5 x longest example)``
     positions; ``pack_width = 0`` pads length-bucketed batches instead.
+
+    Data parallel: ``shard()`` returns ``(rank, world_size)`` (read when iteration starts, i.e. once
+    the processes exist). ``batch_size`` is the *global* batch: each batch of the one deterministic
+    stream is dealt out over the ranks (rank ``r`` takes examples ``r, r + world, ...``), so every
+    step trains on exactly the examples of a single-process step -- none twice, none skipped -- and
+    a run's data order does not depend on the number of processes.
     """
 
     def __init__(self, store: TokenStore, batch_size: int, bucket_batches: int, seed: int,
-                 start_step: Callable[[], int] = lambda: 0, pack_width: int = 0) -> None:
+                 start_step: Callable[[], int] = lambda: 0, pack_width: int = 0,
+                 shard: Callable[[], tuple[int, int]] = lambda: (0, 1)) -> None:
         super().__init__()
         self.store, self.batch_size, self.seed = store, batch_size, seed
         longest = int(store.lengths.max()) - 1
         # At least 1.5x the longest example, so rows holding a long one still fill up.
         self.width = max(int(pack_width), (3 * longest + 1) // 2) if pack_width else 0
         self.bucket_batches = 1 if self.width else bucket_batches
-        self.start_step = start_step
+        self.start_step, self.shard = start_step, shard
         self._cache: tuple[int, list[np.ndarray]] | None = None
 
     def batches_of_epoch(self, epoch: int) -> list[np.ndarray]:
@@ -137,12 +172,22 @@ class TrainBatches(torch.utils.data.IterableDataset):
             self._cache = (epoch, epoch_batches(self.store.lengths, self.batch_size, self.bucket_batches, self.seed, epoch))
         return self._cache[1]
 
+    def smallest_batch(self) -> int:
+        """Examples in the smallest batch of an epoch (every epoch has the same batch sizes)."""
+        return min(len(b) for b in self.batches_of_epoch(0))
+
+    def step_indices(self, step: int, rank: int = 0, world_size: int = 1) -> np.ndarray:
+        """The examples ``rank`` of ``world_size`` trains on at optimizer step ``step``."""
+        epoch, i = divmod(step, len(self.batches_of_epoch(0)))
+        return self.batches_of_epoch(epoch)[i][rank::world_size]
+
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         step = self.start_step()
-        per_epoch = len(self.batches_of_epoch(0))
+        rank, world_size = self.shard()
+        if world_size > 1 and self.smallest_batch() < world_size:
+            raise ValueError(f"a batch of {self.smallest_batch()} examples cannot be shared by {world_size} processes")
         while True:
-            epoch, i = divmod(step, per_epoch)
-            idx = self.batches_of_epoch(epoch)[i]
+            idx = self.step_indices(step, rank, world_size)
             yield self.store.pack(idx, self.width) if self.width else self.store.collate(idx)
             step += 1
 

@@ -4,6 +4,11 @@
 saved with ``save_to_disk`` under ``<cache_dir>/<task>/<split>-<fingerprint>`` (written to a
 temporary folder and renamed, so an interrupted build never leaves a half cache), and a rerun
 loads it instead of regenerating.
+
+Columns: the symbols (``prompt``, ``target``), ``input_ids`` (typed as labels over the tokenizer's
+vocabulary, so a split names what its ids stand for), the lengths and grouping keys, and -- only
+when the task gives tokens position ids of their own (``task.positions=coupled``) -- ``pos`` (one
+id per token of ``input_ids``) and ``pos_shifts`` (how many random starts training may draw).
 """
 
 from __future__ import annotations
@@ -20,10 +25,10 @@ import datasets
 from lengen.data.splits import balanced_counts, draw_split, example_key
 from lengen.data.tokenizer import Tokenizer
 from lengen.io import atomic_dir
-from lengen.tasks import Example, Task, build_task
+from lengen.tasks import Example, Task, TaskConfigError, build_task
 
 #: bump when generation or the stored columns change, so stale caches are never read.
-DATA_VERSION = 2
+DATA_VERSION = 3
 
 
 def default_cache_dir() -> Path:
@@ -35,11 +40,39 @@ def fingerprint(obj: Any) -> str:
     return hashlib.sha1(blob).hexdigest()[:16]
 
 
-def examples_to_dataset(examples: Sequence[Example], tokenizer: Tokenizer, group_keys: Sequence[str]) -> datasets.Dataset:
+#: ``task.positions`` values; a task other than ``default`` implements ``position_ids(prompt, target)``
+#: -> ``(ids of <bos> prompt <sep> target <eos>, number of training starts)`` (``tasks/arithmetic.py``).
+POSITION_MODES = ("default", "coupled")
+
+
+def position_provider(task: Task, task_cfg: Mapping[str, Any]):
+    """The task's ``position_ids`` when ``task.positions`` asks for them, else None (one-line errors)."""
+    mode = task_cfg.get("positions", "default")
+    provider = getattr(task, "position_ids", None)
+    if mode in (None, "default"):
+        return None
+    if mode not in POSITION_MODES:
+        raise TaskConfigError(f"task.positions={mode!r}; allowed: {', '.join(POSITION_MODES)}")
+    if provider is None:
+        raise TaskConfigError(f"task.positions={mode}: task {task.name} has no position ids of its own; allowed: default")
+    return provider
+
+
+def examples_to_dataset(examples: Sequence[Example], tokenizer: Tokenizer, group_keys: Sequence[str],
+                        positions=None) -> datasets.Dataset:
+    """``positions``: the task's ``position_ids`` (adds the ``pos`` and ``pos_shifts`` columns)."""
     cols: dict[str, list] = {k: [] for k in ("prompt", "target", "length", "answer_len", "input_ids", "n_prompt")}
     extra: dict[str, list] = {k: [] for k in group_keys}
+    if positions is not None:
+        cols.update(pos=[], pos_shifts=[])
     for ex in examples:
         ids, n_prompt = tokenizer.encode_pair(ex.prompt, ex.target)
+        if positions is not None:
+            pos, shifts = positions(ex.prompt, ex.target)
+            if len(pos) != len(ids):
+                raise ValueError(f"task {ex.prompt!r}: {len(pos)} position ids for {len(ids)} tokens")
+            cols["pos"].append(pos)
+            cols["pos_shifts"].append(shifts)
         cols["prompt"].append(list(ex.prompt))
         cols["target"].append(list(ex.target))
         cols["length"].append(ex.length)
@@ -54,9 +87,11 @@ def examples_to_dataset(examples: Sequence[Example], tokenizer: Tokenizer, group
             "target": datasets.Sequence(datasets.Value("string")),
             "length": datasets.Value("int32"),
             "answer_len": datasets.Value("int32"),
-            "input_ids": datasets.Sequence(datasets.Value("int32")),
+            "input_ids": datasets.Sequence(datasets.ClassLabel(names=list(tokenizer.vocab))),
             "n_prompt": datasets.Value("int32"),
             **{k: datasets.Value("float64") for k in group_keys},
+            **({"pos": datasets.Sequence(datasets.Value("int32")), "pos_shifts": datasets.Value("int32")}
+               if positions is not None else {}),
         }
     )
     return datasets.Dataset.from_dict({**cols, **extra}, features=features)
@@ -84,6 +119,7 @@ class TaskData:
     ) -> None:
         self.task_cfg = dict(task_cfg)
         self.task: Task = build_task(self.task_cfg)
+        self.positions = position_provider(self.task, self.task_cfg)
         self.tokenizer = Tokenizer(self.task.symbols)
         self.seed = int(seed)
         self.train_lengths = [int(x) for x in train_lengths]
@@ -116,7 +152,7 @@ class TaskData:
         path = self.path(split)
         if path.exists():
             return datasets.load_from_disk(str(path))
-        ds = examples_to_dataset(self._examples(split), self.tokenizer, self.task.group_keys)
+        ds = examples_to_dataset(self._examples(split), self.tokenizer, self.task.group_keys, self.positions)
         try:
             with atomic_dir(path) as tmp:
                 ds.save_to_disk(str(tmp))

@@ -7,11 +7,18 @@ dense ``[heads, L, L]`` tensor. For PEs whose bias is a function of ``q_pos - k_
 ``distance_bias``) a long context builds one ``[heads, distances]`` table per forward (per layer
 only when not shared) and cuts every query block out of it; with the usual contiguous positions a
 block is a single copy of sliding windows of that table, the causal mask folded in as ``-inf``.
+A PE with a contextual bias (CoPE: logits computed from queries and keys) takes the same path: its
+hook runs once per query block and layer, on the block's keys (cached ones included).
 
 Evaluation-time methods (``lengen.extend``) reach attention through :class:`AttentionOverride`:
 a logit scale (temperature, YaRN's attention factor) and a :class:`Band` (LM-Infinite,
 Self-Extend, sliding windows), which :class:`BandedAttention` runs block by block of queries
 against only the keys the block may see, so no dense ``[heads, L, L]`` tensor is ever built.
+
+Analysis (``lengen.analyze``) reads attention probabilities through an opt-in recorder on each
+:class:`CausalSelfAttention` (``None``, the default, costs nothing): when set, every query block's
+``softmax(q·kᵀ·scale + bias + mask)`` is handed to it as the forward computes that block, so
+the blocked long-context path streams too.
 """
 
 from __future__ import annotations
@@ -23,9 +30,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lengen.model import flex_attention
 from lengen.model.config import ModelConfig
 from lengen.model.kv_cache import KVCache
 from lengen.model.positional.base import PositionalEncoding
+
+#: ``recorder(layer, qs, probs)``: the attention probabilities ``[B, H, nq, past + qs + nq]`` of the
+#: queries ``[qs, qs + nq)`` of one forward (keys past the causal prefix have probability 0).
+AttentionRecorder = Callable[[int, int, torch.Tensor], None]
+
+
+def attention_probs(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor, scale: float | None) -> torch.Tensor:
+    """``softmax(q·kᵀ·scale + mask)`` as SDPA computes it (``mask``: additive, or boolean True = seen)."""
+    logits = torch.matmul(q, k.transpose(-1, -2)) * (q.shape[-1] ** -0.5 if scale is None else scale)
+    logits = logits.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else logits + mask
+    return logits.softmax(-1)
+
+
+#: block-sized temporaries a contextual bias (CoPE) holds at once: its blocks are this much smaller.
+CONTEXTUAL_TEMPORARIES = 8
 
 
 class AttentionBias:
@@ -45,6 +68,8 @@ class AttentionBias:
         self.segments = segments
         lq, lk = q_pos.shape[-1], k_pos.shape[-1]
         per_query = pe.n_heads * lk * q_pos.shape[0]
+        if pe.has_contextual_bias:  # CoPE holds several [B, H, block, Lk] temporaries per block
+            max_elements //= CONTEXTUAL_TEMPORARIES
         self.block = max(1, min(lq, max_elements // max(per_query, 1)))
         self._dense: torch.Tensor | None = None
         self._lo: int | None = None
@@ -116,8 +141,10 @@ class AttentionBias:
         if self._lo is not None:
             idx = self.q_pos[:, qs:qe, None] - self.k_pos[:, None, :ke] - self._lo
             bias = self._table(layer)[:, idx].movedim(0, 1)
-        else:
+        elif self.pe.has_bias:
             bias = self.pe.bias(self.q_pos[:, qs:qe], self.k_pos[:, :ke], layer).to(self.dtype)
+        else:  # a contextual bias alone (CoPE): the causal (and segment) mask only
+            bias = torch.zeros(self.q_pos.shape[0], 1, qe - qs, ke, dtype=self.dtype, device=self.q_pos.device)
         q_idx = torch.arange(self.past + qs, self.past + qe, device=bias.device)
         k_idx = torch.arange(ke, device=bias.device)
         blocked = k_idx[None, :] > q_idx[:, None]
@@ -290,6 +317,18 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
         self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.dropout = cfg.dropout
+        self.block_elements = cfg.bias_block_elements
+        self.recorder: AttentionRecorder | None = None  # opt-in: lengen.analyze.capture
+
+    def _record_causal(self, q: torch.Tensor, k: torch.Tensor, past: int, scale: float | None) -> None:
+        """Hand the recorder the causal (bias-free) attention, a block of queries at a time."""
+        b, h, length, _ = q.shape
+        block = max(1, min(length, self.block_elements // max(b * h * k.shape[2], 1)))
+        for qs in range(0, length, block):
+            qe = min(length, qs + block)
+            seen = torch.arange(past + qe, device=q.device)[None, :] <= torch.arange(past + qs, past + qe,
+                                                                                      device=q.device)[:, None]
+            self.recorder(self.layer, qs, attention_probs(q[:, :, qs:qe], k[:, :, : past + qe], seen, scale))
 
     def forward(
         self,
@@ -317,11 +356,19 @@ class CausalSelfAttention(nn.Module):
             past = cache.length(self.layer)
             k, v = cache.update(self.layer, k, v)
         p = self.dropout if self.training else 0.0
-        if override is not None and override.band is not None:
+        if flex_attention.applies(q, bias, mask, p, past, override, self.recorder):  # CUDA: block-sparse
+            y = flex_attention.attend(q, k, v, bias, mask, self.layer, scale)
+        elif override is not None and override.band is not None:
+            if self.recorder is not None:
+                raise ValueError("attention cannot be recorded under an evaluation-time band (lengen.extend)")
             y = override.band.attend(q, k, v, self.layer, scale)
         elif bias is None and mask is not None:  # packed rows: block-diagonal causal mask
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=scale)
+            if self.recorder is not None:
+                self.recorder(self.layer, 0, attention_probs(q, k, mask, scale))
         elif bias is None:
+            if self.recorder is not None:
+                self._record_causal(q, k, past, scale)
             if past == 0 or length == 1:
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=past == 0 and length > 1,
                                                    scale=scale)
@@ -330,12 +377,22 @@ class CausalSelfAttention(nn.Module):
                 mask = torch.arange(past + length, device=x.device)[None, :] <= q_idx[:, None]
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=scale)
         else:
-            parts = [
-                F.scaled_dot_product_attention(
+            # each block's output goes straight into one y: a list of small outputs, each allocated amid
+            # the block's growing temporaries, pins the CPU heap (RSS 5x nope's at 16k tokens, measured)
+            y = None
+            for qs, qe, mask in bias.blocks(self.layer):
+                if pe.has_contextual_bias:  # logits from queries and keys (CoPE), per query block
+                    mask = pe.contextual_bias(q[:, :, qs:qe], k[:, :, : past + qe], mask, self.layer, scale).add_(mask)
+                part = F.scaled_dot_product_attention(
                     q[:, :, qs:qe], k[:, :, : past + qe], v[:, :, : past + qe], attn_mask=mask, dropout_p=p,
                     scale=scale,
                 )
-                for qs, qe, mask in bias.blocks(self.layer)
-            ]
-            y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
+                if qe - qs == length:
+                    y = part
+                else:
+                    if y is None:
+                        y = part.new_empty(*part.shape[:2], length, part.shape[-1])
+                    y[:, :, qs:qe] = part
+                if self.recorder is not None:  # now: a long context's block mask is reused by the next block
+                    self.recorder(self.layer, qs, attention_probs(q[:, :, qs:qe], k[:, :, : past + qe], mask, scale))
         return self.out(y.transpose(1, 2).reshape(b, length, d))

@@ -16,6 +16,8 @@ class KVCache:
         self._len = [0] * n_layers
         self._pos: torch.Tensor | None = None
         self.max_len = max_len
+        #: what a PE that reads token ids (Abacus) needs to continue these rows (``token_embed``)
+        self.pe_state = None
 
     def length(self, layer: int = 0) -> int:
         return self._len[layer]

@@ -116,8 +116,16 @@ class Transformer(nn.Module):
         band: Band | None = ext.band(pos, k_pos) if hasattr(ext, "band") else None
         plan = None
         if band is not None and band.active(pos, k_pos):
+            if self.pe.has_contextual_bias:
+                raise ValueError(f"evaluation-time attention bands do not support pe={self.pe.name} (a contextual "
+                                 f"bias counts over all keys)")
             plan = BandedAttention(self.pe, band, pos, k_pos, past, dtype, self.cfg.bias_block_elements)
         return None if scale is None and plan is None else AttentionOverride(scale, plan)
+
+    def bind_vocabulary(self, vocab) -> None:
+        """Tell a PE that reads token ids (Abacus) what they stand for (``tokenizer.vocab``)."""
+        if hasattr(self.pe, "bind_vocabulary"):
+            self.pe.bind_vocabulary(vocab)
 
     def new_cache(self, batch: int, max_len: int, like: torch.Tensor) -> KVCache:
         c = self.cfg
@@ -134,18 +142,23 @@ class Transformer(nn.Module):
         past = cache.length() if cache is not None else 0
         if pos is None:
             pos = torch.arange(past, past + length, device=input_ids.device)[None, :]
+        if segments is not None and cache is not None:
+            raise ValueError("packed rows (segments) cannot be used with a KV cache")
         x = self.tok(input_ids)
         if self.pe.has_embed:
             x = self.pe.embed(x, pos)
+        if self.pe.has_token_embed:  # (Abacus) the cache carries what continues the sequence
+            x, state = self.pe.token_embed(x, input_ids, segments, cache.pe_state if cache is not None else None)
+            if cache is not None:
+                cache.pe_state = state
         x = self.drop(x)
         bias = mask = None
-        if segments is not None and cache is not None:
-            raise ValueError("packed rows (segments) cannot be used with a KV cache")
         k_pos = override = None
-        if self.pe.has_bias or self.extension is not None:
+        biased = self.pe.has_bias or self.pe.has_contextual_bias
+        if biased or self.extension is not None:
             k_pos = pos if past == 0 else torch.cat([cache.positions(), pos], dim=-1)
             override = self._override(pos, k_pos, past, x.dtype, segments)
-        if self.pe.has_bias and (override is None or override.band is None):
+        if biased and (override is None or override.band is None):
             bias = AttentionBias(self.pe, pos, k_pos, past, x.dtype, self.cfg.bias_block_elements, segments)
         elif segments is not None:
             mask = packed_causal_mask(segments)

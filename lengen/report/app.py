@@ -45,7 +45,34 @@ def options(cfg: DictConfig) -> dict[str, Any]:
     out = Path(str(opts["out"]))
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out={out} exists and is not a directory")
-    return {**opts, "out": out, "group_by": tuple(group_by), "title": opts["title"] or out.name}
+    analysis = opts.get("analysis")
+    if analysis is not None:
+        analysis = Path(str(analysis))
+        if not analysis.is_dir() or not any(analysis.glob("*.parquet")):
+            raise ConfigError(f"analysis={analysis} is not a `lengen analyze` out dir (no <analysis>.parquet in it)")
+    return {**opts, "out": out, "group_by": tuple(group_by), "title": opts["title"] or out.name,
+            "analysis": analysis}
+
+
+def analysis_markdown(folder: Path, title: str) -> str:
+    """The summary tables of every analysis in `folder` (attention, distance, probe), as one page."""
+    import pandas as pd
+
+    from lengen.analyze.app import tables
+    from lengen.analyze.explain import EXPLAIN
+    from lengen.report.render import markdown
+
+    parts = [f"# {title}: analysis\n", f"Summaries of the `lengen analyze` rows in `{folder}` "
+             "(per-run rows and plots there).\n"]
+    for name in ("attention", "distance", "probe"):
+        path = folder / f"{name}.parquet"
+        if not path.is_file():
+            continue
+        rows = pd.read_parquet(path)
+        parts += [f"## {name}\n", EXPLAIN[name]]
+        for heading, table in tables(name, rows):
+            parts.append(f"### {heading}\n\n{markdown(table, ['left'] * table.shape[1])}")
+    return "\n".join(parts)
 
 
 def run(dirs: Sequence[str], cfg: DictConfig, command: str) -> int:
@@ -84,6 +111,10 @@ def run(dirs: Sequence[str], cfg: DictConfig, command: str) -> int:
                                           tables=tables)
         except OSError as exc:
             raise ConfigError(f"cannot write report to {opts['out']}: {exc}") from None
+    if opts["analysis"] is not None:
+        from lengen.report.render import write_text
+
+        written.append(write_text(opts["out"] / "analysis.md", analysis_markdown(opts["analysis"], opts["title"])))
     for w in caught:
         err.print(f"[yellow]warning:[/] {escape(str(w.message))}")
     console = Console()

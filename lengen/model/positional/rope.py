@@ -99,12 +99,21 @@ class Rotary(PositionalEncoding):
         return old == new
 
     def rotate(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        cdtype = torch.promote_types(x.dtype, torch.float32)
-        rotations = self._rotations(pos, cdtype)
-        pairs = x[..., : self.rot].to(cdtype).unflatten(-1, (-1, 2))
-        if pairs.storage_offset() % 2 or any(s % 2 for s in pairs.stride()[:-1]):
-            pairs = pairs.contiguous()  # a complex view needs even strides (odd head dims)
-        rotated = torch.view_as_real(torch.view_as_complex(pairs) * rotations).flatten(-2).to(x.dtype)
-        if self.rot == x.shape[-1]:
-            return rotated
-        return torch.cat((rotated, x[..., self.rot :]), dim=-1)
+        return multiply_pairs(x, self._rotations(pos, torch.promote_types(x.dtype, torch.float32)), self.rot)
+
+
+def multiply_pairs(x: torch.Tensor, factors: torch.Tensor, rot: int) -> torch.Tensor:
+    """Multiply the first ``rot`` dims of ``x``, read as interleaved complex pairs, by ``factors``.
+
+    ``factors`` (complex, broadcasting against ``[..., rot/2]``) sets the compute precision; the
+    result is cast back to ``x.dtype`` and the other dims pass through. Shared by rotary variants
+    whose factors are not unit rotations (xPos scales them).
+    """
+    cdtype = factors.real.dtype
+    pairs = x[..., :rot].to(cdtype).unflatten(-1, (-1, 2))
+    if pairs.storage_offset() % 2 or any(s % 2 for s in pairs.stride()[:-1]):
+        pairs = pairs.contiguous()  # a complex view needs even strides (odd head dims)
+    rotated = torch.view_as_real(torch.view_as_complex(pairs) * factors).flatten(-2).to(x.dtype)
+    if rot == x.shape[-1]:
+        return rotated
+    return torch.cat((rotated, x[..., rot:]), dim=-1)
