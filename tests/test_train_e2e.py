@@ -142,13 +142,22 @@ def test_run_dir_with_different_config_is_refused(learned_run: Path, lengen_main
     assert ckpt.stat().st_mtime_ns == stamp
 
 
-@pytest.mark.parametrize("pe", ["nope", "ape", "sinusoidal", "t5", "alibi", "rope"])
-def test_every_pe_trains_end_to_end(tmp_path, lengen_main, pe):
-    over = tiny_overrides(tmp_path, **{"trainer.max_steps": 4, "trainer.val_every": 4, "data.n_train": 100})
-    assert lengen_main("train", f"+pe={pe}", *over) == 0
+ADDITION = {"task.symbols": None, "task.train_min": 1, "task.train_max": 3, "task.eval_max": 4}
+
+
+@pytest.mark.parametrize("task", ["copy", "addition"])
+@pytest.mark.parametrize("pe", sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "pe").glob("*.yaml")))
+def test_every_pe_trains_end_to_end(tmp_path, lengen_main, pe, task):
+    """Every conf/pe file (every registered PE, and presets such as rope_quarter) on copy and addition."""
+    extra = ADDITION if task == "addition" else {}
+    over = tiny_overrides(tmp_path, **{"trainer.max_steps": 4, "trainer.val_every": 4, "data.n_train": 100, **extra})
+    over = [o for o in over if not (task == "addition" and o.startswith("task.symbols"))]
+    assert lengen_main("train", f"+pe={pe}", f"task={task}", *over) == 0
     (path,) = (tmp_path / "runs").rglob("results.parquet")
     rows = pd.read_parquet(path)
-    assert (rows["pe"] == pe).all() and len(rows) == 10 and rows["loss"].notna().all()
+    expected = "rope" if pe == "rope_quarter" else "abacus(nope)" if pe == "abacus" else pe
+    assert (rows["pe"] == expected).all() and rows["loss"].notna().all()
+    assert sorted(rows["eval_length"].unique()) == list(range(1, 11 if task == "copy" else 5))
 
 
 def test_tiny_model_learns_sorting(tmp_path, lengen_main):
