@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mini-study of the encodings that followed Kazemnejad et al. (issue 11): addition, least-significant
 # digit first, trained on 1-8 digits and evaluated on 1-16, with one recipe for all
-# (conf/experiment/encodings-cpu.yaml: tiny model, conf/recipe/steps2k), 2 seeds:
+# (conf/experiment/encodings-cpu.yaml: tiny model, conf/recipe/steps6k), 2 seeds:
 #   nope | fire | fire + randomized positions | abacus on nope | position coupling (ape on coupled ids)
 #
 #   bash scripts/encodings_study.sh [RUNS_ROOT] [OUT]
