@@ -112,6 +112,12 @@ def run_hydra_app(module, args: list[str]) -> None:
     module.main()
 
 
+#: Hydra's run modes, each spelled two ways; only one may be given.
+HYDRA_MODES = {"-m": "--multirun", "--multirun": "--multirun", "-r": "--run", "--run": "--run",
+               "-c": "--cfg", "--cfg": "--cfg", "-i": "--info", "--info": "--info",
+               "-sc": "--shell-completion", "--shell-completion": "--shell-completion"}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -136,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
             fail(f"unknown data command {sub!r}; valid: show, export")
         quiet_libraries()
         return int(guarded(getattr(data_cmd, sub), rest[1:]) or 0)
+    modes = sorted({HYDRA_MODES[a] for a in rest if a in HYDRA_MODES})
+    if len(modes) > 1:  # Hydra would raise a ValueError with a traceback
+        fail(f"{' and '.join(modes)} cannot be combined; use one of them (e.g. --cfg job without -m)")
     if cmd == "train":
         from lengen.commands import train as app
 

@@ -53,3 +53,11 @@ def test_unknown_command(capsys, lengen_main):
     assert lengen_main("trian") == 2
     line = _one_line_error(capsys)
     assert "'trian'" in line and "train" in line and "report" in line
+
+
+@pytest.mark.parametrize("args", [("train", "-m", "+pe=nope", "--cfg", "job"), ("eval", "--info", "-m", "run_dir=x")])
+def test_two_hydra_modes_are_one_line(capsys, lengen_main, args):
+    """Hydra raises a ValueError (a traceback) for -m with --cfg/--info; lengen names both flags."""
+    assert lengen_main(*args) == 2
+    line = _one_line_error(capsys)
+    assert "--multirun" in line and ("--cfg" in line or "--info" in line)
