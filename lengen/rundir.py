@@ -228,10 +228,11 @@ class Run:
         atomic_text(path, yaml.safe_dump(meta, sort_keys=False, allow_unicode=True))
         return meta
 
-    def record_timing(self, train_seconds: float, eval_seconds: float) -> None:
+    def record_timing(self, train_seconds: float, eval_seconds: float, sessions: int = 1) -> None:
         """Add wall times to meta.yaml (a study's budget is read from its runs, not from memory).
 
-        The load average next to them says whether the cores were shared while the run trained.
+        The load average next to them says whether the cores were shared while the run trained;
+        ``sessions`` > 1 says the run was resumed and ``train_seconds`` sums all its sessions.
         """
         import os
 
@@ -243,7 +244,8 @@ class Run:
         meta = meta if isinstance(meta, dict) else {}
         meta["timing"] = {"train_seconds": round(float(train_seconds), 1),
                           "eval_seconds": round(float(eval_seconds), 1),
-                          "load_average_1min_at_end": round(os.getloadavg()[0], 2)}
+                          "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+                          "sessions": int(sessions)}
         atomic_text(path, yaml.safe_dump(meta, sort_keys=False, allow_unicode=True))
 
     # -- data and model --------------------------------------------------------------------------

@@ -94,3 +94,14 @@ def test_write_report_draws_heatmaps_only_for_numeric_task_keys(tmp_path):
     written = {p.name for p in report.write_report(both, tmp_path, bootstrap=0)}
     assert {n for n in written if n.startswith("heatmap")} == {
         "heatmap_addition_nope.png", "heatmap_depth_passkey_nope.png"}  # never hardware or run_dir
+
+
+def test_long_titles_wrap_between_words_not_inside_them():
+    from lengen.report.plots import _titled
+
+    label = "addition (positions=coupled,pad_operands=True,reverse_answer=True,reverse_operands=True)"
+    lines = _titled("Encodings after Kazemnejad et al., CPU scale", label).split("\n")
+    assert len(lines) > 1 and all(len(line) <= 60 for line in lines)
+    words = {"(positions=coupled,", "pad_operands=True,", "reverse_answer=True,", "reverse_operands=True)"}
+    assert words <= set(" ".join(lines).split())  # each key=value stays whole on one line
+    assert _titled(None, "copy") == "copy"

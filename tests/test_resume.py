@@ -5,6 +5,7 @@ training), and the test checks it really landed before ``max_steps``."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
-from lengen.progress import ProgressFile, read_progress
+from lengen.progress import ProgressFile, earlier_sessions, read_progress
 from tests.conftest import spawn_lengen, tiny_overrides, wait_for_progress
 
 MAX_STEPS = 240
@@ -41,7 +43,8 @@ def reference(tmp_path_factory) -> pd.DataFrame:
     ref = lengen(root)
     out, _ = ref.communicate(timeout=600)
     assert ref.returncode == 0, out
-    assert read_progress(progress_path(root)) == {"step": MAX_STEPS, "max_steps": MAX_STEPS}
+    end = read_progress(progress_path(root))
+    assert (end["step"], end["max_steps"], end["sessions"]) == (MAX_STEPS, MAX_STEPS, 1)
     return results(root)
 
 
@@ -64,6 +67,10 @@ def test_interrupted_run_resumes_to_identical_results(tmp_path, sig, reference):
     assert again.returncode == 0, out
     assert "resuming from" in out
     pd.testing.assert_frame_equal(results(root), reference)
+    end = read_progress(progress_path(root))  # the budget counts both sessions' wall time
+    assert end["sessions"] == 2 and end["seconds_before"] > 0
+    timing = yaml.safe_load((progress_path(root).parent / "meta.yaml").read_text())["timing"]
+    assert timing["sessions"] == 2 and timing["train_seconds"] >= end["seconds_before"]
 
 
 class FakeTrainer:
@@ -85,7 +92,10 @@ def test_progress_file_is_written_every_n_steps_and_at_the_ends(tmp_path):
         seen.append(read_progress(run_dir))
     assert [r["step"] for r in seen] == [0, 0, 2, 2, 4, 4]
     cb.on_train_end(trainer, None)
-    assert read_progress(run_dir / "progress.json") == {"step": 5, "max_steps": 5}
+    end = read_progress(run_dir / "progress.json")
+    assert {k: end[k] for k in ("step", "max_steps", "seconds_before", "sessions")} == {
+        "step": 5, "max_steps": 5, "seconds_before": 0.0, "sessions": 1}
+    assert end["seconds"] >= 0.0
     trainer.global_step = 3  # an exception (interrupt) records where training stopped
     cb.on_exception(trainer, None, RuntimeError("stop"))
     assert read_progress(run_dir)["step"] == 3
@@ -96,3 +106,21 @@ def test_progress_file_is_written_every_n_steps_and_at_the_ends(tmp_path):
     assert read_progress(run_dir)["step"] == 3  # only rank 0 writes
     with pytest.raises(ValueError):
         ProgressFile(run_dir / "p.json", every=0)
+
+
+def test_a_resumed_run_adds_its_earlier_sessions_wall_time(tmp_path):
+    path = tmp_path / "progress.json"
+    path.write_text(json.dumps({"step": 40, "max_steps": 100, "seconds": 30.0, "seconds_before": 12.5,
+                                "sessions": 2}))
+    cb, trainer = ProgressFile(path), FakeTrainer(max_steps=100)
+    trainer.global_step = 40  # resumed from a checkpoint at step 40: a third session
+    cb.on_train_start(trainer, None)
+    assert {k: read_progress(path)[k] for k in ("step", "seconds_before", "sessions")} == {
+        "step": 40, "seconds_before": 42.5, "sessions": 3}
+    fresh = ProgressFile(path)
+    trainer.global_step = 0  # a fresh start (no checkpoint) does not inherit a stale record
+    fresh.on_train_start(trainer, None)
+    assert {k: read_progress(path)[k] for k in ("seconds_before", "sessions")} == {"seconds_before": 0.0,
+                                                                                    "sessions": 1}
+    assert earlier_sessions({"step": 3, "max_steps": 5}) == (0.0, 1)  # a record from older lengen
+    assert earlier_sessions(None) == (0.0, 0)

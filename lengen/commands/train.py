@@ -27,6 +27,7 @@ def train(cfg: DictConfig, console=None, *, in_sweep: bool = False) -> Path:
     from lengen.evaluation import evaluate_run, print_samples
     from lengen.lock import RunLocked
     from lengen.loggers import build_logger, log_results
+    from lengen.progress import read_progress
     from lengen.results import CONFIG_FILE, RESULTS_FILE, print_table, read_results, summary, write_results
     from lengen.rundir import Run
     from lengen.trainer import build_module, fit
@@ -73,7 +74,9 @@ def train(cfg: DictConfig, console=None, *, in_sweep: bool = False) -> Path:
         start = time.perf_counter()
         rows = evaluate_run(run, model, data, splits["test"], checkpoint=chosen.name, device=device)
         eval_seconds = time.perf_counter() - start
-        run.record_timing(train_seconds, eval_seconds)
+        progress = read_progress(run.dir) or {}
+        run.record_timing(train_seconds + float(progress.get("seconds_before", 0.0)), eval_seconds,
+                          sessions=int(progress.get("sessions", 1)))
         write_results(rows, run.dir)
         log_results(logger, rows, summary(rows), step=module.global_step)
     finally:

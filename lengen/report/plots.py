@@ -9,6 +9,7 @@ backend to switch, and matplotlib is imported only when a plot is actually drawn
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,11 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), dpi=110, layout="tight")
 
 
-def _titled(title: str | None, label: str) -> str:
-    return f"{title}: {label}" if title else label
+def _titled(title: str | None, label: str, width: int = 60) -> str:
+    """Title lines wrapped at `width` characters: long variant labels would run off the figure."""
+    text = f"{title}: {label}" if title else label
+    text = re.sub(r",(?=\S)", ", ", text)  # variant labels ("a=1,b=2") may break after a comma
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False)) or text
 
 
 def save(fig, path: Path) -> Path:

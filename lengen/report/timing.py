@@ -30,8 +30,8 @@ def run_timings(df: pd.DataFrame) -> pd.DataFrame:
             timing = {}
         rows.append({"task": r.task, "pe": r.pe, "hardware": r.hardware,
                      "train_seconds": timing.get("train_seconds"), "eval_seconds": timing.get("eval_seconds"),
-                     "load": timing.get("load_average_1min_at_end")})
-    return pd.DataFrame(rows, columns=["task", "pe", "hardware", "train_seconds", "eval_seconds", "load"])
+                     "load": timing.get("load_average_1min_at_end"), "sessions": timing.get("sessions")})
+    return pd.DataFrame(rows, columns=["task", "pe", "hardware", "train_seconds", "eval_seconds", "load", "sessions"])
 
 
 def timing_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -39,12 +39,13 @@ def timing_table(df: pd.DataFrame) -> pd.DataFrame:
     t = run_timings(df)
     if t.empty or t["train_seconds"].isna().all():
         return pd.DataFrame()
-    t = t.assign(seconds=t["train_seconds"].astype(float) + t["eval_seconds"].astype(float).fillna(0.0))
+    t = t.assign(seconds=t["train_seconds"].astype(float) + t["eval_seconds"].astype(float).fillna(0.0),
+                 resumed=t["sessions"].astype(float).fillna(1.0) > 1)
     g = t.groupby("task", sort=True)
-    out = pd.DataFrame({"runs": g.size(), "timed": g["seconds"].count(),
+    out = pd.DataFrame({"runs": g.size(), "timed": g["seconds"].count(), "resumed": g["resumed"].sum(),
                         "min_per_run": g["seconds"].mean() / 60, "max_min_per_run": g["seconds"].max() / 60,
                         "total_hours": g["seconds"].sum() / 3600, "mean_load": g["load"].mean()})
-    total = pd.DataFrame({"runs": [len(t)], "timed": [t["seconds"].count()],
+    total = pd.DataFrame({"runs": [len(t)], "timed": [t["seconds"].count()], "resumed": [t["resumed"].sum()],
                           "min_per_run": [t["seconds"].mean() / 60], "max_min_per_run": [t["seconds"].max() / 60],
                           "total_hours": [t["seconds"].sum() / 3600], "mean_load": [t["load"].mean()]},
                          index=pd.Index(["all"], name="task"))
@@ -55,11 +56,13 @@ def timing_markdown(table: pd.DataFrame, hardware: list[str], title: str | None 
     lines = [f"# {title}: compute" if title else "# Compute", "",
              "Wall time of each run (training + evaluation, one process each) from the runs' `meta.yaml`; "
              "`mean load` is the 1-minute load average when runs ended (above the cores in use means the "
-             "machine was shared and the minutes are upper bounds). Hardware: "
+             "machine was shared and the minutes are upper bounds); `resumed`: runs trained in several "
+             "sessions, whose minutes sum all sessions (runs from before lengen recorded sessions count "
+             "only their last one). Hardware: "
              + (", ".join(hardware) or "unknown") + ".", "",
-             "| task | runs | timed | min/run | max min/run | total h | mean load |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| task | runs | timed | resumed | min/run | max min/run | total h | mean load |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in table.itertuples(index=False):
-        lines.append(f"| {r.task} | {r.runs} | {r.timed} | {r.min_per_run:.1f} | {r.max_min_per_run:.1f} | "
+        lines.append(f"| {r.task} | {r.runs} | {r.timed} | {r.resumed} | {r.min_per_run:.1f} | {r.max_min_per_run:.1f} | "
                      f"{r.total_hours:.2f} | {r.mean_load:.1f} |")
     return "\n".join(lines) + "\n"
