@@ -56,5 +56,7 @@ if [[ $STAGE == all || $STAGE == report ]]; then
     for d in "$RUNS/$STUDY/$task"/*/"recipe=$(recipe "$task")"; do [[ -d $d ]] && dirs+=("$d"); done
   done
   (( ${#dirs[@]} )) || { echo "no finished runs under $RUNS/$STUDY" >&2; exit 1; }
-  lengen report "${dirs[@]}" out="$OUT" title="'Kazemnejad et al. 2023, CPU scale'"
+  # The tables name this script (with its arguments) as their origin, not 45 run-dir arguments.
+  lengen report "${dirs[@]}" out="$OUT" title="'Kazemnejad et al. 2023, CPU scale'" \
+    produced_by="'${RECIPE:+RECIPE=$RECIPE }${REPORT_TASKS:+REPORT_TASKS=\"$REPORT_TASKS\" }STAGE=report bash scripts/reproduce_kazemnejad2023.sh${1:+ $1}${2:+ $2}'"
 fi

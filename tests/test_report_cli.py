@@ -47,6 +47,7 @@ def one_error_line(capsys) -> str:
     (["out=X", "bootstrap=-1"], ["bootstrap=-1"]),
     (["out=X", "evals=maybe"], ["evals"]),
     (["out=X", "group_by=[gpu]"], ["'gpu'", "hardware", "study"]),
+    (["out=X", "produced_by=''"], ["produced_by"]),
 ])
 def test_bad_options_fail_with_one_line(runs, tmp_path, capsys, args, needles):
     args = [a.replace("X", str(tmp_path / "o")) for a in args]
@@ -69,6 +70,17 @@ def test_missing_path_and_out_that_is_a_file(runs, tmp_path, capsys):
 def test_the_dispatcher_routes_to_report(runs, tmp_path, lengen_main, capsys):
     assert lengen_main("report", str(runs), "--out", str(tmp_path / "o")) == 2
     assert f"out={tmp_path / 'o'}" in one_error_line(capsys)
+
+
+def test_produced_by_names_the_study_script_instead_of_the_command_line(runs, tmp_path):
+    out = tmp_path / "o"
+    assert report_cmd.main([str(runs), f"out={out}", "plots=false", "bootstrap=0"]) == 0
+    assert f"Produced by `lengen report {runs} out={out} plots=false bootstrap=0`." in (out / "table.md").read_text()
+    assert report_cmd.main([str(runs), f"out={out}", "plots=false", "bootstrap=0",
+                            "produced_by='bash scripts/my_study.sh'"]) == 0
+    for name in ("table.md", "ranking.md"):
+        text = (out / name).read_text()
+        assert "Produced by `bash scripts/my_study.sh`." in text and str(runs) not in text
 
 
 def test_a_run_dir_with_equals_in_its_name_is_a_dir_not_an_option(tmp_path, capsys):

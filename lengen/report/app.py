@@ -32,6 +32,8 @@ def options(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"learned_threshold={threshold!r} must be a number in [0, 1]")
     if isinstance(opts["bootstrap"], bool) or not isinstance(opts["bootstrap"], int) or opts["bootstrap"] < 0:
         raise ConfigError(f"bootstrap={opts['bootstrap']!r} must be a whole number of samples >= 0 (0 = off)")
+    if opts.get("produced_by") is not None and not str(opts["produced_by"]).strip():
+        raise ConfigError("produced_by='' names no command; leave it out (null) to name this command line")
     for key in ("evals", "plots"):
         if not isinstance(opts[key], bool):
             raise ConfigError(f"{key}={opts[key]!r} must be true or false")
@@ -84,6 +86,7 @@ def run(dirs: Sequence[str], cfg: DictConfig, command: str) -> int:
     from lengen.report.render import hardware_note
 
     opts = options(cfg)
+    command = str(opts["produced_by"]) if opts.get("produced_by") is not None else command
     if not dirs:
         raise ConfigError("no run or sweep dir given: lengen report RUN_OR_SWEEP_DIR... out=DIR")
     with warnings.catch_warnings():
