@@ -115,7 +115,8 @@ def test_two_process_ddp_shards_the_stream_writes_once_and_resumes(traced):
     assert "resuming from" in again.stdout
     assert again.stdout.count("resuming from") == 1  # printed by rank 0 only
     assert again.stdout.count("in-range exact match") == 1  # only rank 0 evaluates, writes rows, prints the table
-    assert read_progress(run_dir(ddp_root)) == {"step": MAX_STEPS, "max_steps": MAX_STEPS}
+    end = read_progress(run_dir(ddp_root))  # rank 0's record: the resumed run's second session
+    assert (end["step"], end["max_steps"], end["sessions"]) == (MAX_STEPS, MAX_STEPS, 2)
 
     # (a) the rows: same shape and identity columns as one process, sane values
     one = pd.read_parquet(run_dir(traced / "single") / "results.parquet")
