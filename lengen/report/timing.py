@@ -34,6 +34,13 @@ def run_timings(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["task", "pe", "hardware", "train_seconds", "eval_seconds", "load", "sessions"])
 
 
+def _summary(t: pd.DataFrame) -> dict[str, float]:
+    """One row of the timing table: the runs of `t` (one task, or all of them)."""
+    return {"runs": len(t), "timed": t["seconds"].count(), "resumed": t["resumed"].sum(),
+            "min_per_run": t["seconds"].mean() / 60, "max_min_per_run": t["seconds"].max() / 60,
+            "total_hours": t["seconds"].sum() / 3600, "mean_load": t["load"].mean()}
+
+
 def timing_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per task: runs, runs with a timing, minutes per run (train + eval, mean and max), total hours."""
     t = run_timings(df)
@@ -41,15 +48,9 @@ def timing_table(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     t = t.assign(seconds=t["train_seconds"].astype(float) + t["eval_seconds"].astype(float).fillna(0.0),
                  resumed=t["sessions"].astype(float).fillna(1.0) > 1)
-    g = t.groupby("task", sort=True)
-    out = pd.DataFrame({"runs": g.size(), "timed": g["seconds"].count(), "resumed": g["resumed"].sum(),
-                        "min_per_run": g["seconds"].mean() / 60, "max_min_per_run": g["seconds"].max() / 60,
-                        "total_hours": g["seconds"].sum() / 3600, "mean_load": g["load"].mean()})
-    total = pd.DataFrame({"runs": [len(t)], "timed": [t["seconds"].count()], "resumed": [t["resumed"].sum()],
-                          "min_per_run": [t["seconds"].mean() / 60], "max_min_per_run": [t["seconds"].max() / 60],
-                          "total_hours": [t["seconds"].sum() / 3600], "mean_load": [t["load"].mean()]},
-                         index=pd.Index(["all"], name="task"))
-    return pd.concat([out, total]).round(3).reset_index(names="task")
+    per_task = {task: _summary(rows) for task, rows in t.groupby("task", sort=True)}
+    out = pd.DataFrame.from_dict({**per_task, "all": _summary(t)}, orient="index")
+    return out.round(3).reset_index(names="task")
 
 
 def timing_markdown(table: pd.DataFrame, hardware: list[str], title: str | None = None) -> str:
