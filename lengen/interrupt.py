@@ -33,12 +33,17 @@ class GracefulInterrupt(L.Callback):
             signal.signal(sig, handler)
         self._previous.clear()
 
+    def stop_signal(self, trainer: L.Trainer, pl_module: L.LightningModule) -> int | None:
+        """The signal to stop on after this step, or None to go on (one process: the one it received)."""
+        return self.signum
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.signum is None:
+        signum = self.stop_signal(trainer, pl_module)
+        if signum is None:
             return
         trainer.save_checkpoint(self.last_ckpt, weights_only=False)  # atomic: lengen.checkpoint_io.AtomicCheckpointIO
         self._restore()
-        raise RunInterrupted(self.signum, trainer.global_step, self.last_ckpt)
+        raise RunInterrupted(signum, trainer.global_step, self.last_ckpt)
 
     def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
         self._restore()

@@ -66,12 +66,18 @@ class AgreedInterrupt(GracefulInterrupt):
     each step the ranks agree -- one all-reduce of the signal number -- and all stop together.
     """
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.world_size > 1 and torch.distributed.is_initialized():
-            flag = torch.tensor([int(self.signum or 0)], device=pl_module.device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            self.signum = int(flag.item()) or None
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+    def stop_signal(self, trainer: L.Trainer, pl_module: L.LightningModule) -> int | None:
+        """The largest signal number any rank has received, the same on every rank.
+
+        The agreed value is kept apart from this rank's own flag: a signal that lands while the
+        all-reduce runs (its handler fires as soon as the call returns) must not be overwritten by the
+        reduced 0 -- it is counted at the next step's agreement instead of being lost.
+        """
+        if not (trainer.world_size > 1 and torch.distributed.is_initialized()):
+            return self.signum
+        flag = torch.tensor([int(self.signum or 0)], device=pl_module.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return int(flag.item()) or None
 
 
 def uses_cuda(accelerator: str) -> bool:
