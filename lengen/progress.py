@@ -7,7 +7,8 @@ step (and once when training starts, ends or stops on an exception; rank 0 only)
 signal while training is certainly under way; a sweep monitor can use it to show progress.
 :func:`read_progress` reads it back (``None`` while absent).
 
-``seconds`` is this session's training wall time; a run resumed from a checkpoint carries the
+``seconds`` is this session's training wall time (to the millisecond: a short session on a fast
+machine must not round to zero); a run resumed from a checkpoint carries the
 earlier sessions' total in ``seconds_before`` and counts them in ``sessions``, so a study's budget
 (``meta.yaml`` ``timing``) is the time all its sessions spent, not only the last one's.
 """
@@ -60,8 +61,8 @@ class ProgressFile(L.Callback):
         if step == self._written or not trainer.is_global_zero:
             return
         record = {"step": step, "max_steps": int(trainer.max_steps),
-                  "seconds": round(time.perf_counter() - self._start, 1),
-                  "seconds_before": round(self._before, 1), "sessions": self._sessions}
+                  "seconds": round(time.perf_counter() - self._start, 3),
+                  "seconds_before": round(self._before, 3), "sessions": self._sessions}
         atomic_text(self.path, json.dumps(record) + "\n")
         self._written = step
 

@@ -59,7 +59,8 @@ def test_interrupted_run_resumes_to_identical_results(tmp_path, sig, reference):
     assert "Rerun the same command to resume" in out
     stopped = int(re.search(r"interrupted by \w+ at step (\d+)", out).group(1))
     assert CUT_AT <= stopped < MAX_STEPS, out  # the signal really landed mid-training
-    assert read_progress(progress_path(root))["step"] == stopped
+    first = read_progress(progress_path(root))
+    assert first["step"] == stopped
     assert not list((root / "runs").rglob("results.parquet"))
 
     again = lengen(root)
@@ -68,7 +69,9 @@ def test_interrupted_run_resumes_to_identical_results(tmp_path, sig, reference):
     assert "resuming from" in out
     pd.testing.assert_frame_equal(results(root), reference)
     end = read_progress(progress_path(root))  # the budget counts both sessions' wall time
-    assert end["sessions"] == 2 and end["seconds_before"] > 0
+    assert end["sessions"] == 2  # the first session's time is carried over exactly, not re-measured
+    assert end["seconds_before"] == pytest.approx(first["seconds_before"] + first["seconds"], abs=1e-3)
+    assert end["seconds_before"] > 0
     timing = yaml.safe_load((progress_path(root).parent / "meta.yaml").read_text())["timing"]
     assert timing["sessions"] == 2 and timing["train_seconds"] >= end["seconds_before"]
 
