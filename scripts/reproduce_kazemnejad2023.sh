@@ -10,17 +10,28 @@
 #   RECIPE=steps6k TASKS=addition SEEDS=1 bash ...                         # a recipe candidate
 #   STAGE=report bash scripts/reproduce_kazemnejad2023.sh                  # only rebuild the report
 #   HYDRA_ARGS="hydra.searchpath=[file:///my/conf]" RECIPE=mine ...        # a recipe of your own
+#   PART=scratchpad bash scripts/reproduce_kazemnejad2023.sh               # the scratchpad table
 #
 # Run dirs go to RUNS_ROOT (default results/kazemnejad2023-cpu/rundirs, committed without
 # checkpoints), so a rerun -- on this machine or a fresh clone -- skips every finished run,
 # resumes interrupted ones (from their last.ckpt, where present) and trains only what is missing.
 # Two jobs at a time (joblib, one torch thread each). The paper-scale study (GPU) is
 # `lengen train -m +experiment=kazemnejad2023/<task>` with a launcher of your choice.
+#
+# PART=scratchpad: the paper's second table -- addition, summation and parity with the full and
+# the minimal scratchpad (task.scratchpad=..., SCRATCHPADS to choose) x 5 PEs x seeds 1-2, each
+# family's recipe as above, reported next to the same seeds without a scratchpad in OUT/scratchpad.
 set -euo pipefail
+PART=${PART:-main}   # main | scratchpad
+case $PART in
+  main) TASKS=${TASKS:-copy repeat reverse addition sort sort_multi summation parity polynomial}
+        SEEDS=${SEEDS:-1,2,3} ;;
+  scratchpad) TASKS=${TASKS:-addition summation parity}
+        SEEDS=${SEEDS:-1,2} SCRATCHPADS=${SCRATCHPADS:-full,minimal} ;;
+  *) echo "unknown PART '$PART'; valid: main, scratchpad" >&2; exit 2 ;;
+esac
 RUNS=${1:-results/kazemnejad2023-cpu/rundirs}
 OUT=${2:-results/kazemnejad2023-cpu}
-TASKS=${TASKS:-copy repeat reverse addition sort sort_multi summation parity polynomial}
-SEEDS=${SEEDS:-1,2,3}
 PES=${PES:-nope,t5,alibi,rope_quarter,ape}
 JOBS=${JOBS:-2}
 STAGE=${STAGE:-all}   # all | train | report
@@ -45,14 +56,29 @@ if [[ $STAGE == all || $STAGE == train ]]; then
     [[ -n ${CHOSEN[$task]:-} ]] || { echo "unknown task '$task'; valid: ${!CHOSEN[*]}" >&2; exit 2; }
     # shellcheck disable=SC2086  # HYDRA_ARGS: hydra.* overrides (they do not name the run dirs)
     lengen train -m "+experiment=$STUDY/$task" "recipe=$(recipe "$task")" "pe=$PES" "seed=$SEEDS" \
-      runs_root="$RUNS" logger=csv trainer.threads=1 hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS" \
+      ${SCRATCHPADS:+"task.scratchpad=$SCRATCHPADS"} runs_root="$RUNS" logger=csv trainer.threads=1 hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS" \
       ${HYDRA_ARGS:-}
   done
   end=$(date +%s)
   echo "study wall time: $(( (end - start) / 60 )) min $(( (end - start) % 60 )) s"
 fi
 
-if [[ $STAGE == all || $STAGE == report ]]; then
+if [[ ($STAGE == all || $STAGE == report) && $PART == scratchpad ]]; then
+  # Each format's runs and, beside them, the same tasks, PEs and seeds without a scratchpad.
+  dirs=()
+  for task in $TASKS; do
+    variants=("recipe=$(recipe "$task")")
+    for pad in ${SCRATCHPADS//,/ }; do variants+=("recipe=$(recipe "$task"),task.scratchpad=$pad"); done
+    for variant in "${variants[@]}"; do
+      for seed in ${SEEDS//,/ }; do
+        for d in "$RUNS/$STUDY/$task"/*/"$variant/seed$seed"; do [[ -d $d ]] && dirs+=("$d"); done
+      done
+    done
+  done
+  (( ${#dirs[@]} )) || { echo "no finished scratchpad runs under $RUNS/$STUDY" >&2; exit 1; }
+  lengen report "${dirs[@]}" out="$OUT/scratchpad" title="'Kazemnejad et al. 2023, CPU scale: scratchpad'" \
+    produced_by="'PART=scratchpad ${RECIPE:+RECIPE=$RECIPE }STAGE=report bash scripts/reproduce_kazemnejad2023.sh${1:+ $1}${2:+ $2}'"
+elif [[ $STAGE == all || $STAGE == report ]]; then
   # The report reads only each task's chosen recipe (other candidates' runs are the recipe search).
   dirs=()
   for task in ${REPORT_TASKS:-${!CHOSEN[*]}}; do  # every task with runs (lego/scan/pcfg only if run)

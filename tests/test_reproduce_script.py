@@ -37,8 +37,8 @@ def study(tmp_path):
            "HYDRA_ARGS": f"hydra.searchpath=[file://{tmp_path / 'conf'}]"}
     runs, out = tmp_path / "rundirs", tmp_path / "report"
 
-    def reproduce(pes: str) -> str:
-        proc = subprocess.run(["bash", str(SCRIPT), str(runs), str(out)], env={**env, "PES": pes},
+    def reproduce(pes: str, **extra: str) -> str:
+        proc = subprocess.run(["bash", str(SCRIPT), str(runs), str(out)], env={**env, "PES": pes, **extra},
                               capture_output=True, text=True, timeout=400, cwd=tmp_path)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         return proc.stdout + proc.stderr
@@ -70,6 +70,28 @@ def test_rerun_skips_finished_runs_trains_the_missing_and_rewrites_identical_tab
     assert log.count("already finished") == 2 and "train " not in log.replace("lengen train", "")
     assert {p: p.stat().st_mtime_ns for p in runs.rglob("results.parquet")} == stamps  # nothing retrained
     assert digests(out) == first  # byte-identical tables
+
+
+def test_scratchpad_part_trains_each_format_and_reports_it_beside_the_same_seeds_without(study):
+    runs, out, reproduce = study
+    reproduce("nope", TASKS="parity", SEEDS="1,2")  # the main table's runs of the family (2 seeds)
+    reproduce("nope", PART="scratchpad", TASKS="parity", SEEDS="1", SCRATCHPADS="minimal")
+    trained = sorted(str(p.parent.relative_to(runs)) for p in runs.rglob("results.parquet"))
+    assert trained == sorted([f"kazemnejad2023-cpu/parity/nope/recipe=testtiny/seed{k}" for k in (1, 2)] + [
+        "kazemnejad2023-cpu/parity/nope/recipe=testtiny,task.scratchpad=minimal/seed1"])
+
+    import pandas as pd
+
+    table = pd.read_csv(out / "scratchpad" / "runs.csv")  # the scratchpad's seeds only, both formats
+    assert sorted(zip(table["variant"], table["seed"])) == [
+        ("default", 1), ("scratchpad=minimal", 1)]
+    assert "PART=scratchpad" in (out / "scratchpad" / "table.md").read_text()
+
+
+def test_an_unknown_part_is_refused_with_the_valid_choices(tmp_path):
+    proc = subprocess.run(["bash", str(SCRIPT)], env={**os.environ, "PART": "scratch"}, capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip() == "unknown PART 'scratch'; valid: main, scratchpad"
 
 
 def test_group_choices_of_a_hydra_searchpath_dir_are_accepted_and_others_still_refused(tmp_path):
