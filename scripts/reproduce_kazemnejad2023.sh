@@ -76,8 +76,12 @@ if [[ ($STAGE == all || $STAGE == report) && $PART == scratchpad ]]; then
     done
   done
   (( ${#dirs[@]} )) || { echo "no finished scratchpad runs under $RUNS/$STUDY" >&2; exit 1; }
+  by="PART=scratchpad ${RECIPE:+RECIPE=$RECIPE }STAGE=report bash scripts/reproduce_kazemnejad2023.sh${1:+ $1}${2:+ $2}"
+  # exact match of the whole target (every step and the answer), then of the final answer alone
   lengen report "${dirs[@]}" out="$OUT/scratchpad" title="'Kazemnejad et al. 2023, CPU scale: scratchpad'" \
-    produced_by="'PART=scratchpad ${RECIPE:+RECIPE=$RECIPE }STAGE=report bash scripts/reproduce_kazemnejad2023.sh${1:+ $1}${2:+ $2}'"
+    produced_by="'$by'"
+  lengen report "${dirs[@]}" out="$OUT/scratchpad/answer" metric=answer_exact_match plots=false \
+    title="'Kazemnejad et al. 2023, CPU scale: scratchpad, final answer only'" produced_by="'$by'"
 elif [[ $STAGE == all || $STAGE == report ]]; then
   # The report reads only each task's chosen recipe (other candidates' runs are the recipe search).
   dirs=()

@@ -86,6 +86,9 @@ def test_scratchpad_part_trains_each_format_and_reports_it_beside_the_same_seeds
     assert sorted(zip(table["variant"], table["seed"])) == [
         ("default", 1), ("scratchpad=minimal", 1)]
     assert "PART=scratchpad" in (out / "scratchpad" / "table.md").read_text()
+    answer = pd.read_csv(out / "scratchpad" / "answer" / "runs.csv")  # the final answer alone, same runs
+    assert sorted(answer["run_id"]) == sorted(table["run_id"])
+    assert "in-range answer_exact_match" in (out / "scratchpad" / "answer" / "table.md").read_text()
 
 
 def test_an_unknown_part_is_refused_with_the_valid_choices(tmp_path):
