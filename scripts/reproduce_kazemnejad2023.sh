@@ -76,7 +76,8 @@ if [[ ($STAGE == all || $STAGE == report) && $PART == scratchpad ]]; then
     done
   done
   (( ${#dirs[@]} )) || { echo "no finished scratchpad runs under $RUNS/$STUDY" >&2; exit 1; }
-  by="PART=scratchpad ${RECIPE:+RECIPE=$RECIPE }STAGE=report bash scripts/reproduce_kazemnejad2023.sh${1:+ $1}${2:+ $2}"
+  # The origin names the tasks and formats: the same command with the defaults would read other runs.
+  by="PART=scratchpad TASKS=\"$TASKS\" SCRATCHPADS=$SCRATCHPADS ${RECIPE:+RECIPE=$RECIPE }STAGE=report bash scripts/reproduce_kazemnejad2023.sh${1:+ $1}${2:+ $2}"
   # exact match of the whole target (every step and the answer), then of the final answer alone
   lengen report "${dirs[@]}" out="$OUT/scratchpad" title="'Kazemnejad et al. 2023, CPU scale: scratchpad'" \
     produced_by="'$by'"
